@@ -1,0 +1,3 @@
+"""sdtui: a keyboard-driven terminal app for Stable Diffusion."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,43 @@
+"""Options shared by the app and the subcommands, and turning them into Settings."""
+
+from __future__ import annotations
+
+import argparse
+
+from sdtui.config import DEVICES, DTYPES, Settings, load_settings
+
+
+def add_gallery_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--gallery",
+        metavar="DIR",
+        help="gallery folder (default: config, SDTUI_GALLERY, or ~/Pictures/sdtui)",
+    )
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--model", metavar="NAME|ID|PATH", help="short name, hub id, folder or .safetensors file"
+    )
+    parser.add_argument("--device", choices=DEVICES, help="where to run (default: auto)")
+    parser.add_argument("--dtype", choices=DTYPES, help="weights precision (default: auto)")
+    parser.add_argument(
+        "--allow-pickle",
+        action="store_true",
+        default=None,
+        help="allow loading .ckpt/.pt pickle checkpoints, which can run arbitrary code",
+    )
+
+
+def add_app_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of the bare `sdtui` command (the TUI)."""
+    add_model_arguments(parser)
+    add_gallery_argument(parser)
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    overrides = {
+        name: getattr(args, name, None)
+        for name in ("gallery", "model", "device", "dtype", "allow_pickle", "renderer", "theme")
+    }
+    return load_settings(overrides)
