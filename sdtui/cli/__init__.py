@@ -20,6 +20,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "generate": ("sdtui.cli.generate", "make images from a prompt without the TUI"),
     "info": ("sdtui.cli.info", "show the settings stored in an image"),
     "models": ("sdtui.cli.models", "list the short model names and what is cached"),
+    "gallery": ("sdtui.cli.gallery", "list, search, rebuild and import the gallery"),
+    "bench": ("sdtui.cli.bench", "measure generation speed against plain diffusers"),
+    "expand": ("sdtui.cli.expand", "grow a short prompt into detailed versions"),
+    "styles": ("sdtui.cli.styles", "list the prompt styles"),
 }
 
 

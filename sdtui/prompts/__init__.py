@@ -1,0 +1,1 @@
+"""Prompt craft: expansion, styles, wildcards and weighting."""
