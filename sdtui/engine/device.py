@@ -1,0 +1,59 @@
+"""Where the model runs and in which precision: CUDA fp16, MPS fp16, CPU fp32 by default."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sdtui.config import DEVICES, DTYPES
+from sdtui.errors import ValidationError
+
+_TORCH_DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
+
+
+def _has_mps(torch: Any) -> bool:
+    backend = getattr(torch.backends, "mps", None)
+    return bool(backend and backend.is_available())
+
+
+def choose_device(requested: str = "auto") -> str:
+    """The device to run on: `requested`, or the best one present for "auto"."""
+    import torch
+
+    if requested not in DEVICES:
+        raise ValidationError("device", f"must be one of {', '.join(DEVICES)}, got {requested!r}")
+    if requested == "auto":
+        if torch.cuda.is_available():
+            return "cuda"
+        return "mps" if _has_mps(torch) else "cpu"
+    if requested == "cuda" and not torch.cuda.is_available():
+        reason = "none is visible" if torch.version.cuda else "this PyTorch has no CUDA support"
+        raise ValidationError(
+            "device", f"cuda was asked for but {reason}; use --device cpu or check nvidia-smi"
+        )
+    if requested == "mps" and not _has_mps(torch):
+        raise ValidationError("device", "mps was asked for but this machine has no Apple GPU")
+    return requested
+
+
+def choose_dtype(device: str, requested: str = "auto") -> str:
+    """The weights precision: half precision on GPUs, full precision on the CPU."""
+    if requested not in DTYPES:
+        raise ValidationError("dtype", f"must be one of {', '.join(DTYPES)}, got {requested!r}")
+    if requested != "auto":
+        return requested
+    return "fp32" if device == "cpu" else "fp16"
+
+
+def torch_dtype(name: str) -> Any:
+    """The torch dtype object for one of our precision names."""
+    import torch
+
+    return getattr(torch, _TORCH_DTYPES[name])
+
+
+def generator_device(device: str) -> str:
+    """Where the per-image random generator lives.
+
+    MPS generators are not reproducible across runs, so MPS draws its noise on the CPU.
+    """
+    return "cpu" if device == "mps" else device

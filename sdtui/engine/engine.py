@@ -1,0 +1,337 @@
+"""The engine: one loaded pipeline, schedulers by name, and the generate loop.
+
+One `Engine` serves one front end. It keeps the pipeline loaded between
+requests, runs one job at a time (a lock: the GPU does not share well), makes
+images one by one with seeds base, base+1, ... so each image reproduces alone,
+reports every step, and stops within a step when cancelled, without decoding
+or returning the unfinished image.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sdtui.engine import device as devices
+from sdtui.engine import loader
+from sdtui.errors import GenerationCancelled, OutOfMemoryError, SdtuiError, ValidationError
+from sdtui.params import MAX_SEED, GenerationRequest
+from sdtui.results import CancelToken, GeneratedImage, GenerationResult, StepProgress
+from sdtui.schedulers import SCHEDULERS, canonical_scheduler
+
+StatusCallback = Callable[[str], None]
+ProgressCallback = Callable[[StepProgress], None]
+ImageCallback = Callable[[GeneratedImage], None]
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """What `Engine.load` put in memory."""
+
+    model_id: str  # the hub id, folder or file actually loaded
+    requested: str  # what the user wrote (short name, moved id, path)
+    family: str  # "sd1", "sd2" or "sdxl"
+    device: str
+    dtype: str
+    load_seconds: float  # 0 when the pipeline was already loaded
+    notice: str = ""  # e.g. "runwayml/... is no longer on the hub; using ..."
+    native_size: tuple[int, int] = (512, 512)
+    pipeline_class: str = ""
+    notes: tuple[str, ...] = field(default=())  # speed options that were turned on
+
+
+class _Interrupted(Exception):
+    """Raised from the step callback to leave the pipeline before its VAE decode."""
+
+
+class Engine:
+    """Loads models and makes images; safe to call from one worker thread at a time."""
+
+    def __init__(
+        self,
+        device: str = "auto",
+        dtype: str = "auto",
+        allow_pickle: bool = False,
+        performance: Any = None,
+        preview: str = "off",
+    ) -> None:
+        self.device = devices.choose_device(device)
+        self.dtype = devices.choose_dtype(self.device, dtype)
+        self.allow_pickle = allow_pickle
+        self.performance = performance
+        self.preview = preview
+        self.load_count = 0  # pipelines read from disk, for tests and the status line
+        self._lock = threading.Lock()
+        self._pipe: Any = None
+        self._source_key: tuple[Any, ...] | None = None
+        self._loaded: LoadedModel | None = None
+        self._schedulers: dict[str, Any] = {}
+        self._scheduler_config: Any = None
+
+    # -- loading -------------------------------------------------------------
+
+    @property
+    def loaded(self) -> LoadedModel | None:
+        return self._loaded
+
+    @property
+    def pipeline(self) -> Any:
+        """The loaded diffusers pipeline (None before the first load)."""
+        return self._pipe
+
+    def load(
+        self, model: str, on_status: StatusCallback | None = None, config: str | None = None
+    ) -> LoadedModel:
+        """Load `model` unless it is already loaded; `config` describes a single-file checkpoint."""
+        with self._lock:
+            return self._load(model, on_status, config)
+
+    def unload(self) -> None:
+        """Drop the pipeline and give its memory back."""
+        with self._lock:
+            self._drop_pipeline()
+
+    def _drop_pipeline(self) -> None:
+        self._pipe = None
+        self._loaded = None
+        self._source_key = None
+        self._schedulers.clear()
+        loader.free_device_memory(self.device)
+
+    def _load(
+        self, model: str, on_status: StatusCallback | None, config: str | None
+    ) -> LoadedModel:
+        status = on_status or (lambda _text: None)
+        if model.strip().lower() == "demo" and not self._demo_ready():
+            status("building the demo model (first use only)")
+        source = loader.resolve_source(model)
+        key = (source.key, config)
+        # A request names only the model; it reuses whatever config it was loaded with.
+        same = self._source_key is not None and (
+            key == self._source_key or (config is None and source.key == self._source_key[0])
+        )
+        if self._pipe is not None and same and self._loaded is not None:
+            loaded = self._loaded
+            return LoadedModel(**{**loaded.__dict__, "requested": model, "load_seconds": 0.0})
+        if self._pipe is not None:
+            status("unloading the previous model")
+            self._drop_pipeline()
+        if source.notice:
+            status(source.notice)
+        status(f"loading {source.location}")
+        started = time.perf_counter()
+        pipe = loader.load_pipeline(
+            source, devices.torch_dtype(self.dtype), self.allow_pickle, config=config
+        )
+        status(f"moving the model to {self.device}")
+        with loader.explain_load_errors(source):
+            pipe = pipe.to(self.device)
+        pipe.set_progress_bar_config(disable=True)
+        notes = tuple(self._apply_performance(pipe))
+        self.load_count += 1
+        family = source.entry.family if source.entry else loader.family_of_pipeline(pipe)
+        if family not in ("sd1", "sd2", "sdxl"):
+            family = "sd1"  # the demo model has the SD 1.x layout
+        self._pipe = pipe
+        self._source_key = key
+        self._scheduler_config = pipe.scheduler.config
+        self._schedulers.clear()
+        self._loaded = LoadedModel(
+            model_id=source.location,
+            requested=model,
+            family=family,
+            device=self.device,
+            dtype=self.dtype,
+            load_seconds=time.perf_counter() - started,
+            notice=source.notice,
+            native_size=(source.entry.native_size if source.entry else loader.native_size(pipe)),
+            pipeline_class=type(pipe).__name__,
+            notes=notes,
+        )
+        status(f"ready: {source.location} on {self.device} ({self.dtype})")
+        return self._loaded
+
+    def _demo_ready(self) -> bool:
+        from sdtui.config import cache_dir
+
+        return (cache_dir() / "demo-model" / "model_index.json").exists()
+
+    def _apply_performance(self, pipe: Any) -> list[str]:
+        from sdtui.engine import performance
+
+        options = self.performance or performance.PerformanceOptions()
+        return list(performance.apply_performance(pipe, options, self.device) or [])
+
+    # -- schedulers ----------------------------------------------------------
+
+    def use_scheduler(self, name: str) -> Any:
+        """Put the scheduler called `name` on the loaded pipeline (no reload); returns it."""
+        if self._pipe is None:
+            raise SdtuiError("no model is loaded")
+        try:
+            name = canonical_scheduler(name)
+        except KeyError as exc:
+            raise ValidationError("scheduler", str(exc.args[0])) from None
+        scheduler = self._schedulers.get(name)
+        if scheduler is None:
+            import diffusers
+
+            spec = SCHEDULERS[name]
+            scheduler_class = getattr(diffusers, spec.class_name)
+            scheduler = scheduler_class.from_config(self._scheduler_config, **spec.options)
+            self._schedulers[name] = scheduler
+        self._pipe.scheduler = scheduler
+        return scheduler
+
+    # -- generating ----------------------------------------------------------
+
+    def generate(
+        self,
+        request: GenerationRequest,
+        on_progress: ProgressCallback | None = None,
+        cancel: CancelToken | None = None,
+        on_image: ImageCallback | None = None,
+        on_status: StatusCallback | None = None,
+    ) -> GenerationResult:
+        """Make `request.count` images one at a time; raises GenerationCancelled on cancel."""
+        with self._lock:
+            if cancel is not None and cancel.cancelled:
+                raise GenerationCancelled()
+            loaded = self._load(request.model, on_status, None)
+            try:
+                return self._generate(request, loaded, on_progress, cancel, on_image)
+            except _Interrupted:
+                raise GenerationCancelled() from None
+            except SdtuiError:
+                raise
+            except Exception as exc:
+                if loader.is_out_of_memory(exc):
+                    loader.free_device_memory(self.device)
+                    raise OutOfMemoryError(
+                        f"{self.device} ran out of memory making a "
+                        f"{request.width}x{request.height} image",
+                        self._memory_hint(request),
+                    ) from None
+                raise
+
+    def _memory_hint(self, request: GenerationRequest) -> str:
+        from sdtui.engine import performance
+
+        next_step = getattr(performance, "next_memory_step", None)
+        if next_step is not None:
+            options = self.performance or performance.PerformanceOptions()
+            try:
+                return str(next_step(options, request.width, request.height, request.count))
+            except Exception:  # the hint must never hide the real failure
+                pass
+        return "lower the size or the count, turn on VAE tiling, or use model CPU offload"
+
+    def _generate(
+        self,
+        request: GenerationRequest,
+        loaded: LoadedModel,
+        on_progress: ProgressCallback | None,
+        cancel: CancelToken | None,
+        on_image: ImageCallback | None,
+    ) -> GenerationResult:
+        import torch
+
+        from sdtui.prompts.weighting import encode_prompt_kwargs
+
+        pipe = self._pipe
+        self.use_scheduler(request.scheduler)
+        base_seed = request.seed if request.seed is not None else secrets.randbelow(MAX_SEED + 1)
+        seeds = request.image_seeds(base_seed)
+        previewer = self._previewer(loaded.family)
+        started = time.perf_counter()
+        images: list[GeneratedImage] = []
+        for index, seed in enumerate(seeds):
+            if cancel is not None and cancel.cancelled:
+                raise GenerationCancelled()
+            prompt_kwargs = encode_prompt_kwargs(pipe, request.prompt, request.negative_prompt)
+            if prompt_kwargs is None:
+                prompt_kwargs = {
+                    "prompt": request.prompt,
+                    "negative_prompt": request.negative_prompt or None,
+                }
+            generator = torch.Generator(device=devices.generator_device(self.device))
+            generator.manual_seed(seed)
+            callback = self._step_callback(request, index, started, on_progress, cancel, previewer)
+            output = pipe(
+                **prompt_kwargs,
+                num_inference_steps=request.steps,
+                guidance_scale=request.cfg,
+                width=request.width,
+                height=request.height,
+                num_images_per_prompt=1,
+                generator=generator,
+                callback_on_step_end=callback,
+                callback_on_step_end_tensor_inputs=["latents"],
+                output_type="pil",
+            )
+            generated = GeneratedImage(output.images[0], seed, index, request)
+            images.append(generated)
+            if on_image is not None:
+                on_image(generated)
+        return GenerationResult(
+            request=request,
+            images=images,
+            model_id=loaded.model_id,
+            device=self.device,
+            dtype=self.dtype,
+            load_seconds=loaded.load_seconds,
+            generate_seconds=time.perf_counter() - started,
+            info={
+                "family": loaded.family,
+                "base_seed": base_seed,
+                "notice": loaded.notice,
+                "notes": list(loaded.notes),
+            },
+        )
+
+    def _previewer(self, family: str) -> Any:
+        if self.preview in ("off", "none", "", None):
+            return None
+        from sdtui.engine.preview import make_previewer
+
+        previewer = make_previewer(family, self.preview)
+        return previewer if callable(previewer) else None
+
+    def _step_callback(
+        self,
+        request: GenerationRequest,
+        index: int,
+        started: float,
+        on_progress: ProgressCallback | None,
+        cancel: CancelToken | None,
+        previewer: Any,
+    ) -> Callable[..., dict[str, Any]]:
+        def on_step_end(pipe: Any, step: int, _timestep: Any, kwargs: dict[str, Any]) -> dict:
+            # Second-order schedulers (Heun, DPM2) run more model calls than steps.
+            total = int(getattr(pipe, "_num_timesteps", 0) or request.steps)
+            if on_progress is not None:
+                preview = None
+                if previewer is not None:
+                    preview = previewer(kwargs.get("latents"), step + 1, total)
+                on_progress(
+                    StepProgress(
+                        step=step + 1,
+                        total=total,
+                        elapsed=time.perf_counter() - started,
+                        image_index=index,
+                        image_count=request.count,
+                        preview=preview,
+                    )
+                )
+            if cancel is not None and cancel.cancelled:
+                pipe._interrupt = True
+                # Leaving through an exception skips the VAE decode that
+                # `_interrupt` alone would still run after the loop.
+                raise _Interrupted()
+            return kwargs
+
+        return on_step_end
