@@ -1,0 +1,577 @@
+"""A gallery folder: saving images, keeping the index in step with the files, the trash.
+
+Layout (the index and trash are hidden so file browsers show only images):
+
+    <root>/YYYY-MM-DD/YYYYMMDD-HHMMSS-<seed>-<prompt-slug>.png   saved images
+    <root>/imported/<name>.png                                   imported images
+    <root>/.sdtui/index.sqlite3, favorites.txt, thumbs/          the cache
+    <root>/.trash/<token>/<name>.png                             deleted images
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import re
+import secrets
+import shutil
+import sqlite3
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any, BinaryIO, TypeVar
+
+from sdtui.config import ensure_private_dir
+from sdtui.errors import SaveError, SdtuiError, ValidationError
+from sdtui.gallery.entry import GalleryEntry, entry_from_row, row_from_metadata
+from sdtui.gallery.files import (
+    copy_new_file,
+    move_no_overwrite,
+    slugify,
+    write_new_file,
+)
+from sdtui.gallery.index import SELECT_COLUMNS, GalleryIndex, IndexDamagedError, _is_damage
+from sdtui.gallery.metadata import (
+    ImageReadError,
+    metadata_from_texts,
+    png_info,
+    read_metadata,
+    sdtui_record,
+)
+from sdtui.results import GeneratedImage, GenerationResult
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+SORTS = ("newest", "oldest", "relevance")
+THUMB_SIZES = (16, 2048)
+STATE_DIR = ".sdtui"
+TRASH_DIR = ".trash"
+IMPORT_DIR = "imported"
+_T = TypeVar("_T")
+
+
+class GalleryError(SdtuiError):
+    """A gallery operation could not be done (the reason says why)."""
+
+
+class EntryNotFoundError(GalleryError):
+    """No image with that id or path in the gallery."""
+
+    exit_code = 2
+
+
+@dataclass
+class SyncReport:
+    """What `sync`, `rebuild` or `import_paths` did."""
+
+    added: int = 0
+    updated: int = 0
+    removed: int = 0
+    skipped: list[tuple[Path, str]] = field(default_factory=list)  # (file, reason)
+    entries: list[GalleryEntry] = field(default_factory=list)  # import_paths only
+
+
+class Gallery:
+    """One gallery folder and its index; safe to share between threads."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(os.path.expanduser(str(root)))
+        try:
+            ensure_private_dir(self.root)
+            self.state_dir = ensure_private_dir(self.root / STATE_DIR)
+        except OSError as exc:
+            raise GalleryError(
+                f"cannot use the gallery folder {self.root}: {exc.strerror or exc}"
+            ) from None
+        self.index_path = self.state_dir / "index.sqlite3"
+        self.trash_dir = self.root / TRASH_DIR
+        self.thumbs_dir = self.state_dir / "thumbs"
+        self.favorites_path = self.state_dir / "favorites.txt"
+        self.recovered = False  # True when a damaged index was replaced while opening
+        self._index = self._open_index()
+        if self.recovered:
+            self.sync()
+
+    # -- the index, recovered when damaged -------------------------------------
+
+    def _open_index(self) -> GalleryIndex:
+        try:
+            index = GalleryIndex(self.index_path)
+        except IndexDamagedError as exc:
+            log.warning("gallery index %s is damaged (%s); rebuilding it", self.index_path, exc)
+            self._move_damaged_index()
+            self.recovered = True
+            index = GalleryIndex(self.index_path)
+        try:
+            os.chmod(self.index_path, 0o600)
+        except OSError:
+            pass
+        return index
+
+    def _move_damaged_index(self) -> None:
+        # Keep the last damaged copy for a post-mortem; it is only a cache.
+        for suffix in ("", "-wal", "-shm"):
+            path = Path(f"{self.index_path}{suffix}")
+            if path.exists():
+                try:
+                    os.replace(path, self.state_dir / f"index.damaged.sqlite3{suffix}")
+                except OSError:
+                    path.unlink(missing_ok=True)
+
+    def _db(self, action: Callable[[GalleryIndex], _T]) -> _T:
+        """Run an index action; a damaged index is replaced, refilled from the files, retried."""
+        try:
+            return action(self._index)
+        except sqlite3.Error as exc:
+            if not _is_damage(exc):
+                raise GalleryError(f"the gallery index failed: {exc}") from None
+            log.warning("gallery index damaged (%s); rebuilding it from the files", exc)
+        self._index.close()
+        self._move_damaged_index()
+        self._index = GalleryIndex(self.index_path)
+        self.recovered = True
+        self.sync()
+        return action(self._index)
+
+    def close(self) -> None:
+        self._index.close()
+
+    def __enter__(self) -> Gallery:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- paths ---------------------------------------------------------------
+
+    def _rel(self, path: Path) -> str:
+        return path.relative_to(self.root).as_posix()
+
+    def _inside(self, path: Path) -> str | None:
+        """The relative path of `path` when it lies in the gallery (not its hidden folders)."""
+        try:
+            rel = Path(os.path.abspath(path)).relative_to(os.path.abspath(self.root))
+        except ValueError:
+            return None
+        if not rel.parts or any(part.startswith(".") for part in rel.parts):
+            return None
+        return rel.as_posix()
+
+    # -- saving ----------------------------------------------------------------
+
+    def save(self, generated: GeneratedImage, result: GenerationResult) -> GalleryEntry:
+        """Write one image as a new PNG with its settings, and index it.
+
+        Raises SaveError (with the cause) when the file cannot be written; then
+        no file, not even a partial one, is left behind.
+        """
+        created = datetime.now().astimezone()
+        folder = self.root / created.strftime("%Y-%m-%d")
+        stem = f"{created:%Y%m%d-%H%M%S}-{generated.seed}-{slugify(generated.request.prompt)}"
+        record = sdtui_record(generated, result, created)
+        pnginfo = png_info(generated, result, created)
+
+        def write(fh: BinaryIO) -> None:
+            generated.image.save(fh, format="PNG", pnginfo=pnginfo)
+
+        try:
+            path = write_new_file(folder, stem, ".png", write)
+        except OSError as exc:
+            raise SaveError(
+                f"could not save the image in {folder}: {exc.strerror or exc}",
+                "free some disk space or choose another folder with --gallery",
+            ) from None
+        except (ValueError, TypeError) as exc:  # Pillow refusing the image itself
+            raise SaveError(f"could not encode the image as PNG: {exc}") from None
+        meta = metadata_from_texts({"sdtui": json.dumps(record, ensure_ascii=False)})
+        stat = path.stat()
+        row = row_from_metadata(self._rel(path), stat.st_size, stat.st_mtime_ns, meta)
+        self._db(lambda index: index.add_rows([row]))
+        entry = self.entry_for_path(path)
+        assert entry is not None  # just indexed
+        return entry
+
+    # -- keeping the index in step with the files -----------------------------------
+
+    def _scan(self) -> dict[str, tuple[int, int]]:
+        """rel path -> (size, mtime_ns) of every image file, skipping hidden folders."""
+        found: dict[str, tuple[int, int]] = {}
+        stack = [self.root]
+        while stack:
+            folder = stack.pop()
+            try:
+                entries = list(os.scandir(folder))
+            except OSError as exc:
+                log.warning("cannot list %s: %s", folder, exc.strerror or exc)
+                continue
+            for item in entries:
+                if item.name.startswith("."):
+                    continue
+                try:
+                    if item.is_dir(follow_symlinks=False):
+                        stack.append(Path(item.path))
+                    elif item.name.lower().endswith(IMAGE_SUFFIXES) and item.is_file():
+                        st = item.stat()
+                        found[self._rel(Path(item.path))] = (st.st_size, st.st_mtime_ns)
+                except OSError:
+                    continue
+        return found
+
+    def _read_rows(self, states: dict[str, tuple[int, int]], report: SyncReport) -> Iterator[Any]:
+        favorites = self._favorites_mirror()
+        for rel, (size, mtime_ns) in states.items():
+            path = self.root / rel
+            try:
+                meta = read_metadata(path, require_complete=True)
+            except ImageReadError as exc:
+                log.warning("skipping %s", exc)
+                report.skipped.append((path, exc.message))
+                self._db(lambda index, e=(rel, size, mtime_ns): index.mark_skipped([e]))
+                continue
+            row = row_from_metadata(rel, size, mtime_ns, meta)
+            if rel in favorites:
+                row = dataclasses.replace(row, favorite=True)
+            yield row
+
+    def sync(self) -> SyncReport:
+        """Notice files added, changed or removed by hand; reads only those files."""
+        report = SyncReport()
+        on_disk = self._scan()
+        known = self._db(lambda index: index.file_states())
+        indexed = self._db(lambda index: index.indexed_paths())
+        gone = [rel for rel in known if rel not in on_disk]
+        changed = {rel: st for rel, st in on_disk.items() if known.get(rel) != st}
+        if gone:
+            self._db(lambda index: index.remove_paths(gone))
+            report.removed = len([rel for rel in gone if rel in indexed])
+        if changed:
+            written = self._db(lambda index: index.add_rows(self._read_rows(changed, report)))
+            report.updated = len([rel for rel in changed if rel in indexed])
+            report.added = written - report.updated
+        if gone:
+            self._write_favorites_mirror()
+        return report
+
+    def rebuild(self) -> SyncReport:
+        """Make the index again from the files alone; favourites are kept."""
+        favorites = set(self._db(lambda index: index.favorite_paths())) | self._favorites_mirror()
+        self._write_favorites_mirror(favorites)
+        self._db(lambda index: index.clear())
+        report = self.sync()
+        self._write_favorites_mirror()
+        return report
+
+    def import_paths(self, paths: Iterable[Path]) -> SyncReport:
+        """Copy images (files or folders of them) into the gallery and index them.
+
+        Nothing is overwritten; unreadable files are skipped with the reason.
+        Files already inside the gallery are just indexed.
+        """
+        report = SyncReport()
+        for source in self._expand(paths, report):
+            try:
+                meta = read_metadata(source, require_complete=True)
+            except ImageReadError as exc:
+                report.skipped.append((source, exc.message))
+                continue
+            rel = self._inside(source)
+            if rel is None:
+                suffix = source.suffix.lower()
+                try:
+                    target = copy_new_file(
+                        source, self.root / IMPORT_DIR, slugify(source.stem), suffix
+                    )
+                except OSError as exc:
+                    report.skipped.append((source, f"could not copy: {exc.strerror or exc}"))
+                    continue
+                rel = self._rel(target)
+            path = self.root / rel
+            stat = path.stat()
+            row = row_from_metadata(rel, stat.st_size, stat.st_mtime_ns, meta)
+            self._db(lambda index, r=row: index.add_rows([r]))
+            entry = self.entry_for_path(path)
+            if entry is not None:
+                report.entries.append(entry)
+                report.added += 1
+        return report
+
+    @staticmethod
+    def _expand(paths: Iterable[Path], report: SyncReport) -> Iterator[Path]:
+        for raw in paths:
+            path = Path(os.path.expanduser(str(raw)))
+            if path.is_dir():
+                for folder, dirs, files in os.walk(path):
+                    dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+                    for name in sorted(files):
+                        if name.lower().endswith(IMAGE_SUFFIXES) and not name.startswith("."):
+                            yield Path(folder) / name
+            elif path.exists():
+                yield path
+            else:
+                report.skipped.append((path, "no such file"))
+
+    # -- favourites mirror: survives a damaged index -------------------------------
+
+    def _favorites_mirror(self) -> set[str]:
+        try:
+            text = self.favorites_path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            return set()
+        return {line for line in text.splitlines() if line}
+
+    def _write_favorites_mirror(self, paths: Iterable[str] | None = None) -> None:
+        if paths is None:
+            paths = self._db(lambda index: index.favorite_paths())
+        text = "".join(f"{p}\n" for p in sorted(paths))
+        tmp = self.state_dir / f".favorites.{secrets.token_hex(4)}.tmp"
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(text)
+            os.replace(tmp, self.favorites_path)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            log.warning("could not write %s: %s", self.favorites_path, exc.strerror or exc)
+
+    # -- queries for the TUI and the CLI -------------------------------------------
+
+    def list(
+        self,
+        search: str = "",
+        favorites: bool = False,
+        model: str | None = None,
+        since: datetime | date | float | None = None,
+        until: datetime | date | float | None = None,
+        sort: str = "newest",
+        limit: int = 50,
+        offset: int = 0,
+    ) -> list[GalleryEntry]:
+        """One page of entries matching all the filters given."""
+        if sort not in SORTS:
+            raise ValidationError("sort", f"must be one of {', '.join(SORTS)}, got {sort!r}")
+        if limit < 0 or offset < 0:
+            raise ValidationError("limit", "limit and offset must not be negative")
+        where, params = _filters(search, favorites, model, since, until)
+        if sort == "relevance" and params and _fts_query(search):
+            order = (
+                "ORDER BY (SELECT bm25(images_fts) FROM images_fts "
+                "WHERE images_fts MATCH ? AND rowid = images.id), created DESC"
+            )
+            params = [*params, _fts_query(search)]
+        elif sort == "oldest":
+            order = "ORDER BY created ASC, id ASC"
+        else:
+            order = "ORDER BY created DESC, id DESC"
+        sql = f"SELECT {SELECT_COLUMNS} FROM images {where} {order} LIMIT ? OFFSET ?"
+        rows = self._db(lambda index: index.query(sql, [*params, limit, offset]))
+        return [entry_from_row(self.root, row) for row in rows]
+
+    def count(
+        self,
+        search: str = "",
+        favorites: bool = False,
+        model: str | None = None,
+        since: datetime | date | float | None = None,
+        until: datetime | date | float | None = None,
+    ) -> int:
+        where, params = _filters(search, favorites, model, since, until)
+        row = self._db(
+            lambda index: index.query_one(f"SELECT count(*) FROM images {where}", params)
+        )
+        return int(row[0]) if row else 0
+
+    def get(self, entry_id: int) -> GalleryEntry | None:
+        sql = f"SELECT {SELECT_COLUMNS} FROM images WHERE id = ?"
+        row = self._db(lambda index: index.query_one(sql, (int(entry_id),)))
+        return None if row is None else entry_from_row(self.root, row)
+
+    def entry_for_path(self, path: Path) -> GalleryEntry | None:
+        rel = self._inside(Path(path))
+        if rel is None:
+            return None
+        sql = f"SELECT {SELECT_COLUMNS} FROM images WHERE path = ?"
+        row = self._db(lambda index: index.query_one(sql, (rel,)))
+        return None if row is None else entry_from_row(self.root, row)
+
+    def models(self) -> list[str]:
+        sql = "SELECT DISTINCT model FROM images WHERE model IS NOT NULL ORDER BY model"
+        return [row[0] for row in self._db(lambda index: index.query(sql))]
+
+    def _require(self, entry_id: int) -> GalleryEntry:
+        entry = self.get(entry_id)
+        if entry is None:
+            raise EntryNotFoundError(f"no image with id {entry_id} in the gallery")
+        return entry
+
+    # -- changes ------------------------------------------------------------------
+
+    def set_favorite(self, entry_id: int, favorite: bool = True) -> GalleryEntry:
+        self._require(entry_id)
+
+        def update(index: GalleryIndex) -> None:
+            with index.write() as conn:
+                conn.execute(
+                    "UPDATE images SET favorite = ? WHERE id = ?", (int(favorite), entry_id)
+                )
+
+        self._db(update)
+        self._write_favorites_mirror()
+        return self._require(entry_id)
+
+    def delete(self, entry_id: int) -> str:
+        """Move an image to the gallery's trash; returns a token for `undo_delete`."""
+        entry = self._require(entry_id)
+        token = f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(4)}"
+        folder = self.trash_dir / token
+        try:
+            ensure_private_dir(self.trash_dir)
+            trashed = move_no_overwrite(entry.path, folder, entry.path.stem, entry.path.suffix)
+        except FileNotFoundError:
+            self._db(lambda index: index.remove_paths([entry.rel_path]))
+            raise GalleryError(
+                f"{entry.path} no longer exists; removed it from the gallery list"
+            ) from None
+        except OSError as exc:
+            raise GalleryError(f"could not move {entry.path} to the trash: {exc}") from None
+
+        def record(index: GalleryIndex) -> None:
+            with index.write() as conn:
+                conn.execute("DELETE FROM images WHERE id = ?", (entry_id,))
+                conn.execute(
+                    "INSERT INTO trash (token, original, trashed, favorite, deleted) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    (token, entry.rel_path, self._rel(trashed), int(entry.favorite), time.time()),
+                )
+
+        self._db(record)
+        if entry.favorite:
+            self._write_favorites_mirror()
+        return token
+
+    def undo_delete(self, token: str) -> GalleryEntry:
+        """Put a deleted image back where it was (next free name if that is taken)."""
+        row = self._db(
+            lambda index: index.query_one(
+                "SELECT original, trashed, favorite FROM trash WHERE token = ?", (token,)
+            )
+        )
+        if row is None:
+            raise EntryNotFoundError("nothing to undo: that deletion is not in the trash")
+        original = Path(row["original"])
+        trashed = self.root / row["trashed"]
+        folder = self.root / original.parent
+        try:
+            restored = move_no_overwrite(trashed, folder, original.stem, original.suffix)
+        except OSError as exc:
+            raise GalleryError(f"could not restore {original}: {exc}") from None
+        shutil.rmtree(trashed.parent, ignore_errors=True)
+        try:
+            meta = read_metadata(restored)
+        except ImageReadError as exc:
+            raise GalleryError(f"restored {restored}, but cannot read it: {exc}") from None
+        stat = restored.stat()
+        index_row = row_from_metadata(self._rel(restored), stat.st_size, stat.st_mtime_ns, meta)
+        index_row = dataclasses.replace(index_row, favorite=bool(row["favorite"]))
+
+        def record(index: GalleryIndex) -> None:
+            index.add_rows([index_row])
+            with index.write() as conn:
+                conn.execute("DELETE FROM trash WHERE token = ?", (token,))
+
+        self._db(record)
+        if row["favorite"]:
+            self._write_favorites_mirror()
+        entry = self.entry_for_path(restored)
+        assert entry is not None
+        return entry
+
+    # -- thumbnails ---------------------------------------------------------------
+
+    def thumbnail(self, entry_id: int, size: int = 256) -> Path:
+        """A small PNG of the image (longest side `size`), made once and cached."""
+        if not THUMB_SIZES[0] <= int(size) <= THUMB_SIZES[1]:
+            raise ValidationError(
+                "thumbnail size", f"must be from {THUMB_SIZES[0]} to {THUMB_SIZES[1]}"
+            )
+        entry = self._require(entry_id)
+        try:
+            stat = entry.path.stat()
+        except OSError:
+            raise GalleryError(f"{entry.path} no longer exists") from None
+        key = hashlib.sha1(
+            f"{entry.rel_path}\0{stat.st_size}\0{stat.st_mtime_ns}".encode()
+        ).hexdigest()
+        thumb = self.thumbs_dir / f"{key}-{int(size)}.png"
+        if thumb.exists():
+            return thumb
+        from PIL import Image
+
+        ensure_private_dir(self.thumbs_dir)
+        try:
+            with Image.open(entry.path) as im:
+                im.draft("RGB", (size, size))  # JPEG decodes at a reduced scale
+                im.thumbnail((size, size))
+                small = im.convert("RGBA" if "A" in im.getbands() else "RGB")
+        except (OSError, ValueError, Image.DecompressionBombError) as exc:
+            raise ImageReadError(f"{entry.path}: cannot make a thumbnail ({exc})") from None
+
+        def write(fh: BinaryIO) -> None:
+            small.save(fh, format="PNG")
+
+        tmp = write_new_file(self.thumbs_dir, f"{key}-{int(size)}", ".tmp-thumb", write)
+        os.replace(tmp, thumb)  # a cache file: whoever finishes last wins, same content
+        return thumb
+
+
+# -- filters ------------------------------------------------------------------------
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+def _fts_query(search: str) -> str:
+    """A safe FTS5 query: every word of the search, each as a prefix, all required."""
+    words = _WORD.findall(search or "")
+    return " ".join(f'"{w}"*' for w in words)
+
+
+def _timestamp(name: str, value: datetime | date | float) -> float:
+    if isinstance(value, datetime):
+        return value.timestamp()
+    if isinstance(value, date):
+        return datetime(value.year, value.month, value.day).timestamp()
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    raise ValidationError(name, f"must be a date or time, got {value!r}")
+
+
+def _filters(
+    search: str,
+    favorites: bool,
+    model: str | None,
+    since: datetime | date | float | None,
+    until: datetime | date | float | None,
+) -> tuple[str, list[Any]]:
+    clauses: list[str] = []
+    params: list[Any] = []
+    query = _fts_query(search)
+    if query:
+        clauses.append("id IN (SELECT rowid FROM images_fts WHERE images_fts MATCH ?)")
+        params.append(query)
+    if favorites:
+        clauses.append("favorite = 1")
+    if model:
+        clauses.append("model = ?")
+        params.append(model)
+    if since is not None:
+        clauses.append("created >= ?")
+        params.append(_timestamp("since", since))
+    if until is not None:
+        clauses.append("created < ?")
+        params.append(_timestamp("until", until))
+    return ("WHERE " + " AND ".join(clauses) if clauses else ""), params

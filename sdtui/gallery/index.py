@@ -1,0 +1,329 @@
+"""The SQLite index of a gallery: fast listing and full-text search over its images.
+
+It is a cache of what the PNG files say; `Gallery.rebuild()` can always make it
+again. WAL mode and a busy timeout let two sdtui processes share one gallery.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+BUSY_TIMEOUT_MS = 15_000
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS images (
+    id INTEGER PRIMARY KEY,
+    path TEXT NOT NULL UNIQUE,          -- relative to the gallery, '/'-separated
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    created REAL NOT NULL,              -- unix time
+    source TEXT NOT NULL,
+    prompt TEXT NOT NULL DEFAULT '',
+    negative_prompt TEXT NOT NULL DEFAULT '',
+    model TEXT,
+    scheduler TEXT,
+    seed INTEGER,
+    width INTEGER,
+    height INTEGER,
+    steps INTEGER,
+    cfg REAL,
+    favorite INTEGER NOT NULL DEFAULT 0,
+    extras TEXT NOT NULL DEFAULT '{}',
+    request TEXT                        -- our exact request as JSON; NULL for other tools
+);
+CREATE INDEX IF NOT EXISTS images_created ON images (created);
+CREATE INDEX IF NOT EXISTS images_model ON images (model, created);
+CREATE INDEX IF NOT EXISTS images_favorite ON images (favorite, created);
+CREATE VIRTUAL TABLE IF NOT EXISTS images_fts USING fts5 (
+    prompt, negative_prompt, content='images', content_rowid='id',
+    tokenize='unicode61 remove_diacritics 2'
+);
+CREATE TRIGGER IF NOT EXISTS images_ai AFTER INSERT ON images BEGIN
+    INSERT INTO images_fts (rowid, prompt, negative_prompt)
+    VALUES (new.id, new.prompt, new.negative_prompt);
+END;
+CREATE TRIGGER IF NOT EXISTS images_ad AFTER DELETE ON images BEGIN
+    INSERT INTO images_fts (images_fts, rowid, prompt, negative_prompt)
+    VALUES ('delete', old.id, old.prompt, old.negative_prompt);
+END;
+CREATE TRIGGER IF NOT EXISTS images_au AFTER UPDATE OF prompt, negative_prompt ON images BEGIN
+    INSERT INTO images_fts (images_fts, rowid, prompt, negative_prompt)
+    VALUES ('delete', old.id, old.prompt, old.negative_prompt);
+    INSERT INTO images_fts (rowid, prompt, negative_prompt)
+    VALUES (new.id, new.prompt, new.negative_prompt);
+END;
+-- Files that could not be read, so an unchanged bad file is not re-read at every start.
+CREATE TABLE IF NOT EXISTS skipped (
+    path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL
+);
+-- Deleted images waiting in the trash, for undo.
+CREATE TABLE IF NOT EXISTS trash (
+    token TEXT PRIMARY KEY, original TEXT NOT NULL, trashed TEXT NOT NULL,
+    favorite INTEGER NOT NULL, deleted REAL NOT NULL
+);
+"""
+
+_COLUMNS = (
+    "path",
+    "size",
+    "mtime_ns",
+    "created",
+    "source",
+    "prompt",
+    "negative_prompt",
+    "model",
+    "scheduler",
+    "seed",
+    "width",
+    "height",
+    "steps",
+    "cfg",
+    "favorite",
+    "extras",
+    "request",
+)
+_UPSERT = (
+    f"INSERT INTO images ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))}) "
+    "ON CONFLICT (path) DO UPDATE SET "
+    # A changed file keeps its id and its favourite mark.
+    + ", ".join(f"{c} = excluded.{c}" for c in _COLUMNS if c not in ("path", "favorite"))
+)
+SELECT_COLUMNS = "id, " + ", ".join(_COLUMNS)
+
+
+class IndexDamagedError(Exception):
+    """The index file is not a usable SQLite database; it will be rebuilt."""
+
+
+@dataclass(frozen=True)
+class IndexRow:
+    """One image as the index stores it."""
+
+    path: str
+    size: int
+    mtime_ns: int
+    created: float
+    source: str = "none"
+    prompt: str = ""
+    negative_prompt: str = ""
+    model: str | None = None
+    scheduler: str | None = None
+    seed: int | None = None
+    width: int | None = None
+    height: int | None = None
+    steps: int | None = None
+    cfg: float | None = None
+    favorite: bool = False
+    extras: dict[str, str] = field(default_factory=dict)
+    request: dict[str, Any] | None = None
+
+    def values(self) -> tuple[Any, ...]:
+        seed = self.seed if self.seed is None or -(2**63) <= self.seed < 2**63 else None
+        return (
+            self.path,
+            self.size,
+            self.mtime_ns,
+            self.created,
+            self.source,
+            self.prompt,
+            self.negative_prompt,
+            self.model,
+            self.scheduler,
+            seed,
+            self.width,
+            self.height,
+            self.steps,
+            self.cfg,
+            int(self.favorite),
+            json.dumps(self.extras, ensure_ascii=False),
+            None if self.request is None else json.dumps(self.request, ensure_ascii=False),
+        )
+
+
+def _is_damage(exc: sqlite3.Error) -> bool:
+    """Corrupt or not-a-database, as opposed to 'locked' or a constraint."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in (11, 26)  # SQLITE_CORRUPT, SQLITE_NOTADB
+    return type(exc) is sqlite3.DatabaseError
+
+
+class GalleryIndex:
+    """A thread-safe connection to one index file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.RLock()
+        self._conn = self._connect()
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+            check_same_thread=False,
+        )  # fmt: skip
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            version = self._schema_version(conn)
+            if version not in (None, SCHEMA_VERSION):
+                raise IndexDamagedError(f"index schema {version}, expected {SCHEMA_VERSION}")
+            if version is None:
+                self._create_schema(conn)
+            conn.execute("SELECT max(id) FROM images").fetchone()
+        except sqlite3.Error as exc:
+            conn.close()
+            if isinstance(exc, sqlite3.OperationalError) and not _is_damage(exc):
+                if "locked" in str(exc) or "busy" in str(exc):
+                    raise
+            raise IndexDamagedError(str(exc)) from exc
+        except IndexDamagedError:
+            conn.close()
+            raise
+        return conn
+
+    @staticmethod
+    def _schema_version(conn: sqlite3.Connection) -> int | None:
+        has_meta = conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'"
+        ).fetchone()
+        if not has_meta:
+            return None
+        row = conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+        return int(row[0]) if row and str(row[0]).isdigit() else None
+
+    @staticmethod
+    def _create_schema(conn: sqlite3.Connection) -> None:
+        with _immediate(conn):
+            for statement in _split_script(_SCHEMA):
+                conn.execute(statement)
+            conn.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema', ?)",
+                (str(SCHEMA_VERSION),),
+            )
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    # -- plumbing ----------------------------------------------------------
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction, taken at once so two processes queue instead of deadlocking."""
+        with self._lock, _immediate(self._conn):
+            yield self._conn
+
+    def query(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            cursor = self._conn.execute(sql, tuple(params))
+            cursor.row_factory = sqlite3.Row
+            return cursor.fetchall()
+
+    def query_one(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Row | None:
+        rows = self.query(sql, params)
+        return rows[0] if rows else None
+
+    # -- rows ----------------------------------------------------------------
+
+    def add_rows(self, rows: Iterable[IndexRow], batch: int = 1000) -> int:
+        """Insert or update rows (by path); returns how many were written."""
+        count = 0
+        pending: list[tuple[Any, ...]] = []
+        for row in rows:
+            pending.append(row.values())
+            if len(pending) >= batch:
+                count += self._write_batch(pending)
+                pending = []
+        if pending:
+            count += self._write_batch(pending)
+        return count
+
+    def _write_batch(self, values: list[tuple[Any, ...]]) -> int:
+        with self.write() as conn:
+            conn.executemany(_UPSERT, values)
+            conn.executemany("DELETE FROM skipped WHERE path = ?", [(v[0],) for v in values])
+        return len(values)
+
+    def id_for_path(self, rel: str) -> int | None:
+        row = self.query_one("SELECT id FROM images WHERE path = ?", (rel,))
+        return None if row is None else int(row[0])
+
+    def file_states(self) -> dict[str, tuple[int, int]]:
+        """path -> (size, mtime_ns) of every indexed and every skipped file."""
+        with self._lock:
+            states = {
+                p: (s, m)
+                for p, s, m in self._conn.execute("SELECT path, size, mtime_ns FROM images")
+            }
+            skipped = {
+                p: (s, m)
+                for p, s, m in self._conn.execute("SELECT path, size, mtime_ns FROM skipped")
+            }
+        return {**skipped, **states}
+
+    def indexed_paths(self) -> set[str]:
+        with self._lock:
+            return {p for (p,) in self._conn.execute("SELECT path FROM images")}
+
+    def mark_skipped(self, entries: Iterable[tuple[str, int, int]]) -> None:
+        with self.write() as conn:
+            conn.executemany(
+                "INSERT OR REPLACE INTO skipped (path, size, mtime_ns) VALUES (?, ?, ?)",
+                list(entries),
+            )
+
+    def remove_paths(self, paths: Iterable[str]) -> int:
+        paths = [(p,) for p in paths]
+        with self.write() as conn:
+            conn.executemany("DELETE FROM images WHERE path = ?", paths)
+            conn.executemany("DELETE FROM skipped WHERE path = ?", paths)
+        return len(paths)
+
+    def favorite_paths(self) -> list[str]:
+        with self._lock:
+            return [p for (p,) in self._conn.execute("SELECT path FROM images WHERE favorite = 1")]
+
+    def clear(self) -> None:
+        with self.write() as conn:
+            conn.execute("DELETE FROM images")
+            conn.execute("DELETE FROM skipped")
+            conn.execute("INSERT INTO images_fts (images_fts) VALUES ('rebuild')")
+
+
+@contextlib.contextmanager
+def _immediate(conn: sqlite3.Connection) -> Iterator[None]:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def _split_script(script: str) -> list[str]:
+    """The statements of the schema (triggers contain ';' inside BEGIN ... END)."""
+    statements: list[str] = []
+    current: list[str] = []
+    for line in script.splitlines():
+        if line.strip().startswith("--") or not line.strip():
+            continue
+        current.append(line)
+        text = "\n".join(current)
+        if text.rstrip().endswith(";") and sqlite3.complete_statement(text):
+            statements.append(text)
+            current = []
+    return statements
