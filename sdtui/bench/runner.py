@@ -1,0 +1,437 @@
+"""Measure sdtui's engine against plain diffusers on the same pipeline, and each fast path.
+
+Every comparison runs its variants interleaved (A, B, A, B, ...) and reports
+medians, so that a noisy neighbour or a warming GPU slows both sides alike.
+The numbers are ratios first: absolute seconds depend on the machine.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sdtui.bench.architectures import NATIVE_SIZE, architecture_folder
+from sdtui.engine.performance import PerformanceOptions, _set_attention
+from sdtui.params import GenerationRequest
+
+FAST_PATHS = (
+    "classic-attention",
+    "channels-last",
+    "vae-tiling",
+    "vae-slicing",
+    "offload-model",
+    "offload-sequential",
+    "compile",
+)
+CUDA_ONLY = ("offload-model", "offload-sequential")
+# Compiling a full UNet takes many minutes on a CPU: only when asked for by name.
+OPT_IN_ON_CPU = ("compile",)
+ENGINE_TARGET_PCT = 2.0
+PREVIEW_TARGET_PCT = 5.0
+PROMPT = "a lighthouse on a cliff at dusk, oil painting"
+
+
+@dataclass
+class BenchConfig:
+    arch: str | None = "demo"
+    model: str | None = None
+    steps: int = 20
+    width: int | None = None
+    height: int | None = None
+    device: str = "auto"
+    dtype: str = "auto"
+    modes: tuple[str, ...] | None = None  # None: every fast path that applies
+    repeats: int = 3
+    seed: int = 1234
+    prompt: str = PROMPT
+    tui: bool = True
+    tui_script: Path | None = None
+
+
+@dataclass
+class _Samples:
+    seconds: list[float] = field(default_factory=list)
+    peak_bytes: list[int] = field(default_factory=list)
+
+    def summary(self, steps: int) -> dict[str, Any]:
+        seconds = statistics.median(self.seconds)
+        return {
+            "seconds_per_image": round(seconds, 4),
+            "it_per_s": round(steps / seconds, 3) if seconds > 0 else None,
+            "peak_memory_mb": round(max(self.peak_bytes) / 2**20, 1) if self.peak_bytes else None,
+            "runs": [round(s, 4) for s in self.seconds],
+        }
+
+
+class _Memory:
+    """Peak memory of one run: CUDA allocator peak on a GPU, the process's peak RSS elsewhere."""
+
+    def __init__(self, device: str) -> None:
+        self.cuda = device.startswith("cuda")
+        self.kind = "torch.cuda.max_memory_allocated" if self.cuda else "process peak RSS"
+
+    def reset(self) -> None:
+        if self.cuda:
+            import torch
+
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+        else:
+            try:  # Linux: "5" resets the peak resident set size (VmHWM) to the current one.
+                Path("/proc/self/clear_refs").write_text("5")
+            except OSError:
+                pass
+
+    def peak(self) -> int:
+        if self.cuda:
+            import torch
+
+            torch.cuda.synchronize()
+            return int(torch.cuda.max_memory_allocated())
+        try:
+            for line in Path("/proc/self/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+        except OSError:
+            pass
+        import resource
+
+        return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
+
+
+class Benchmark:
+    def __init__(self, config: BenchConfig, on_status: Callable[[str], None] | None = None):
+        self.config = config
+        self.status = on_status or (lambda _text: None)
+        self.engine: Any = None
+        self.memory: _Memory | None = None
+        self.paths: _FastPath | None = None
+
+    # -- one run of each kind ------------------------------------------------
+
+    def _sync(self) -> None:
+        if self.engine.device.startswith("cuda"):
+            import torch
+
+            torch.cuda.synchronize()
+
+    def _timed(self, samples: _Samples, run: Callable[[], Any]) -> Any:
+        assert self.memory is not None
+        self.memory.reset()
+        self._sync()
+        started = time.perf_counter()
+        result = run()
+        self._sync()
+        samples.seconds.append(time.perf_counter() - started)
+        samples.peak_bytes.append(self.memory.peak())
+        return result
+
+    def _plain(self) -> Any:
+        """What a diffusers script does: call the pipeline with the text and a seeded generator."""
+        import torch
+
+        from sdtui.engine.device import generator_device
+
+        request = self.request
+        generator = torch.Generator(generator_device(self.engine.device)).manual_seed(
+            self.config.seed
+        )
+        return self.engine.pipeline(
+            prompt=request.prompt,
+            num_inference_steps=request.steps,
+            guidance_scale=request.cfg,
+            width=request.width,
+            height=request.height,
+            generator=generator,
+            output_type="pil",
+        ).images[0]
+
+    def _engine(self, previews: bool) -> tuple[Any, int]:
+        frames = 0
+
+        def on_progress(progress: Any) -> None:
+            nonlocal frames
+            if progress.preview is not None:
+                frames += 1
+
+        self.engine.preview = "latent" if previews else "off"
+        result = self.engine.generate(self.request, on_progress=on_progress)
+        return result.images[0].image, frames
+
+    # -- the whole benchmark -------------------------------------------------
+
+    def run(self) -> dict[str, Any]:
+        import torch
+
+        from sdtui.config import cache_dir
+        from sdtui.engine import Engine
+
+        config = self.config
+        model = config.model
+        if model is None:
+            self.status(f"preparing the {config.arch} architecture (random weights)")
+            model = str(architecture_folder(config.arch or "demo", cache_dir()))
+        self.engine = Engine(
+            device=config.device, dtype=config.dtype, performance=PerformanceOptions()
+        )
+        self.memory = _Memory(self.engine.device)
+        self.status(f"loading {model}")
+        loaded = self.engine.load(model)
+        native = NATIVE_SIZE.get(config.arch or "", loaded.native_size[0])
+        width = config.width or native
+        height = config.height or native
+        self.request = GenerationRequest(
+            prompt=config.prompt,
+            model=model,
+            steps=config.steps,
+            width=width,
+            height=height,
+            seed=config.seed,
+        )
+        report: dict[str, Any] = {
+            "arch": config.arch if config.model is None else None,
+            "model": loaded.model_id,
+            "family": loaded.family,
+            "device": self.engine.device,
+            "dtype": self.engine.dtype,
+            "torch": torch.__version__,
+            "size": f"{width}x{height}",
+            "steps": config.steps,
+            "scheduler": self.request.scheduler,
+            "repeats": config.repeats,
+            "memory_measure": self.memory.kind,
+            "load_seconds": round(loaded.load_seconds, 3),
+        }
+        self.status("first and second image after loading")
+        first, second = _Samples(), _Samples()
+        self._timed(first, lambda: self._engine(previews=False))
+        self._timed(second, lambda: self._engine(previews=False))
+        report["first_image_seconds"] = round(first.seconds[0], 4)
+        report["second_image_seconds"] = round(second.seconds[0], 4)
+        report.update(self._engine_vs_plain())
+        report["preview_cost"] = self._preview_cost(report["plain"]["seconds_per_image"])
+        report["fast_paths"] = self._fast_paths()
+        report["tui"] = (
+            tui_latency(config.tui_script) if config.tui else {"note": "left out (--no-tui)"}
+        )
+        return report
+
+    def _engine_vs_plain(self) -> dict[str, Any]:
+        import numpy as np
+
+        plain, engine, previews = _Samples(), _Samples(), _Samples()
+        same_image = True
+        frames: list[int] = []
+        for repeat in range(self.config.repeats):
+            self.status(f"plain diffusers vs engine, round {repeat + 1}/{self.config.repeats}")
+            plain_image = self._timed(plain, self._plain)
+            engine_image, _ = self._timed(engine, lambda: self._engine(previews=False))
+            preview_image, shown = self._timed(previews, lambda: self._engine(previews=True))
+            frames.append(shown)
+            reference = np.asarray(plain_image, dtype=np.int16)
+            for other in (engine_image, preview_image):
+                same_image &= bool(np.abs(np.asarray(other, dtype=np.int16) - reference).max() <= 1)
+        steps = self.config.steps
+        result = {
+            "plain": plain.summary(steps),
+            "engine": engine.summary(steps),
+            "engine_previews": previews.summary(steps),
+        }
+        base = result["plain"]["seconds_per_image"]
+        for key, target in (("engine", ENGINE_TARGET_PCT), ("engine_previews", PREVIEW_TARGET_PCT)):
+            pct = (result[key]["seconds_per_image"] / base - 1) * 100
+            result[key]["overhead_pct"] = round(pct, 2)
+            result[key]["target_pct"] = target
+            result[key]["within_target"] = pct <= target
+        result["engine_previews"]["preview_frames"] = statistics.median(frames)
+        result["engine"]["same_image_as_plain"] = same_image
+        return result
+
+    def _preview_cost(self, seconds_per_image: float) -> dict[str, Any]:
+        """One latent->RGB frame on the device, against one denoising step."""
+        import torch
+
+        from sdtui.engine.preview import latents_to_rgb
+
+        pipe = self.engine.pipeline
+        factor = getattr(pipe, "vae_scale_factor", 8)
+        latents = torch.randn(
+            1,
+            4,
+            self.request.height // factor,
+            self.request.width // factor,
+            device=self.engine.device,
+            dtype=pipe.unet.dtype,
+        )
+        family = self.engine.loaded.family
+        latents_to_rgb(latents, family)  # first call pays for lazy imports
+        times = []
+        for _ in range(20):
+            self._sync()
+            started = time.perf_counter()
+            latents_to_rgb(latents, family)
+            times.append(time.perf_counter() - started)
+        frame = statistics.median(times)
+        step = seconds_per_image / self.config.steps
+        return {"ms_per_frame": round(frame * 1000, 3), "pct_of_step": round(frame / step * 100, 3)}
+
+    # -- fast paths ----------------------------------------------------------
+
+    def _fast_paths(self) -> dict[str, Any]:
+        device = self.engine.device
+        on_cpu = not device.startswith("cuda")
+        asked = self.config.modes
+        results: dict[str, Any] = {}
+        for mode in FAST_PATHS:
+            if asked is not None and mode not in asked:
+                continue
+            if on_cpu and mode in CUDA_ONLY:
+                results[mode] = {"status": f"n/a on {device}"}
+                continue
+            if on_cpu and mode in OPT_IN_ON_CPU and asked is None:
+                results[mode] = {"status": f"skipped on {device} (pass --modes {mode})"}
+                continue
+            self.status(f"fast path: {mode}")
+            try:
+                results[mode] = self._measure_fast_path(mode)
+            except Exception as exc:  # one failing path must not lose the others' numbers
+                results[mode] = {"status": f"failed: {type(exc).__name__}: {exc}"[:300]}
+                self._fast_path().revert(mode)
+        return results
+
+    def _fast_path(self) -> _FastPath:
+        if self.paths is None:
+            self.paths = _FastPath(self.engine.pipeline, self.engine.device)
+        return self.paths
+
+    def _measure_fast_path(self, mode: str) -> dict[str, Any]:
+        path = self._fast_path()
+        result: dict[str, Any] = {"status": "measured"}
+        if mode == "compile":
+            path.apply(mode)
+            started = time.perf_counter()
+            self._plain()  # the first call compiles
+            result["compile_seconds"] = round(time.perf_counter() - started, 2)
+            path.revert(mode)
+        default, variant = _Samples(), _Samples()
+        for _ in range(self.config.repeats):
+            self._timed(default, self._plain)
+            path.apply(mode)
+            try:
+                self._timed(variant, self._plain)
+            finally:
+                path.revert(mode)
+        steps = self.config.steps
+        base = default.summary(steps)
+        result.update(variant.summary(steps))
+        result["default_seconds_per_image"] = base["seconds_per_image"]
+        result["default_peak_memory_mb"] = base["peak_memory_mb"]
+        result["time_ratio"] = round(result["seconds_per_image"] / base["seconds_per_image"], 3)
+        note = path.note(mode, self.request)
+        if note:
+            result["note"] = note
+        return result
+
+
+class _FastPath:
+    """Turns one fast path on and back off on a loaded pipeline."""
+
+    def __init__(self, pipe: Any, device: str) -> None:
+        self.pipe = pipe
+        self.device = device
+        self._compiled: Any = None
+
+    def apply(self, mode: str) -> None:
+        import torch
+
+        pipe = self.pipe
+        if mode == "classic-attention":
+            for module in (pipe.unet, pipe.vae):
+                _set_attention(module, "classic")
+        elif mode == "channels-last":
+            for module in (pipe.unet, pipe.vae):
+                module.to(memory_format=torch.channels_last)
+        elif mode == "vae-tiling":
+            pipe.vae.enable_tiling()
+        elif mode == "vae-slicing":
+            pipe.vae.enable_slicing()
+        elif mode == "offload-model":
+            pipe.enable_model_cpu_offload(device=self.device)
+        elif mode == "offload-sequential":
+            pipe.enable_sequential_cpu_offload(device=self.device)
+        elif mode == "compile":
+            # Keep the compiled function across rounds so it compiles once.
+            if self._compiled is None:
+                pipe.unet.compile(mode="max-autotune-no-cudagraphs")
+                self._compiled = pipe.unet._compiled_call_impl
+            pipe.unet._compiled_call_impl = self._compiled
+        else:
+            raise ValueError(f"unknown fast path {mode!r}")
+
+    def revert(self, mode: str) -> None:
+        import torch
+
+        pipe = self.pipe
+        if mode == "classic-attention":
+            for module in (pipe.unet, pipe.vae):
+                _set_attention(module, "sdpa")
+        elif mode == "channels-last":
+            for module in (pipe.unet, pipe.vae):
+                module.to(memory_format=torch.contiguous_format)
+        elif mode == "vae-tiling":
+            pipe.vae.disable_tiling()
+        elif mode == "vae-slicing":
+            pipe.vae.disable_slicing()
+        elif mode in ("offload-model", "offload-sequential"):
+            pipe.remove_all_hooks()
+            pipe.to(self.device)
+        elif mode == "compile":
+            pipe.unet._compiled_call_impl = None
+
+    def note(self, mode: str, request: GenerationRequest) -> str:
+        if mode == "vae-tiling":
+            tile = getattr(self.pipe.vae, "tile_sample_min_size", None)
+            if tile and max(request.width, request.height) <= tile:
+                return f"no effect up to {tile}px: the VAE decodes images that small whole"
+        if mode == "vae-slicing":
+            return "slices batches; sdtui makes one image at a time, so it only saves memory there"
+        if mode == "classic-attention":
+            return "the pre-SDPA attention kernel; a ratio above 1 is what SDPA saves"
+        return ""
+
+
+def tui_latency(script: Path | None = None) -> dict[str, Any]:
+    """Time to first paint and key latency from `benchmarks/tui_latency.py`, where it exists."""
+    script = script or Path(__file__).resolve().parents[2] / "benchmarks" / "tui_latency.py"
+    if not script.exists():
+        return {"note": f"{script.name} not found; TUI timings left out"}
+    try:
+        done = subprocess.run(
+            [sys.executable, str(script), "--json"],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+    except subprocess.TimeoutExpired:
+        return {"note": f"{script.name} took over 300 s; TUI timings left out"}
+    lines = [line for line in done.stdout.splitlines() if line.strip().startswith("{")]
+    if done.returncode != 0 or not lines:
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        return {"note": f"{script.name} failed ({done.returncode}): {last}"[:300]}
+    try:
+        return json.loads(lines[-1])
+    except json.JSONDecodeError:
+        return {"note": f"{script.name} printed no JSON; TUI timings left out"}
+
+
+def run_benchmark(
+    config: BenchConfig, on_status: Callable[[str], None] | None = None
+) -> dict[str, Any]:
+    return Benchmark(config, on_status).run()

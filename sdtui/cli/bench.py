@@ -1,0 +1,99 @@
+"""`sdtui bench`: seconds per image, sdtui's overhead over plain diffusers, and each fast path."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from sdtui.bench.architectures import ARCHITECTURES
+from sdtui.config import DEVICES, DTYPES
+from sdtui.errors import ValidationError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument(
+        "--arch",
+        choices=ARCHITECTURES,
+        help="a real architecture with random weights, no download (default: demo)",
+    )
+    source.add_argument(
+        "--model", metavar="NAME|ID|PATH", help="a model to load instead (must be available)"
+    )
+    parser.add_argument("--steps", type=int, default=20, help="denoising steps (default 20)")
+    parser.add_argument(
+        "--size", metavar="WxH", help="image size (default: the model's native size)"
+    )
+    parser.add_argument("--device", choices=DEVICES, default="auto", help="where to run")
+    parser.add_argument("--dtype", choices=DTYPES, default="auto", help="weights precision")
+    parser.add_argument(
+        "--modes",
+        metavar="LIST",
+        help="comma-separated fast paths to compare, or 'none' (default: all that apply)",
+    )
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved rounds (default 3)")
+    parser.add_argument("--seed", type=int, default=1234, help="seed of every run")
+    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    parser.add_argument(
+        "--no-tui", dest="tui", action="store_false", help="skip the TUI first-paint timings"
+    )
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    try:
+        width, height = (int(part) for part in text.lower().split("x"))
+    except ValueError:
+        raise ValidationError("size", f"must look like 512x512, got {text!r}") from None
+    return width, height
+
+
+def parse_modes(text: str | None) -> tuple[str, ...] | None:
+    from sdtui.bench.runner import FAST_PATHS
+
+    if text is None or text.strip().lower() == "all":
+        return None
+    if text.strip().lower() == "none":
+        return ()
+    modes = tuple(m.strip() for m in text.split(",") if m.strip())
+    unknown = [m for m in modes if m not in FAST_PATHS]
+    if unknown:
+        raise ValidationError(
+            "modes", f"unknown {', '.join(unknown)}; choose from {', '.join(FAST_PATHS)}"
+        )
+    return modes
+
+
+def run(args: argparse.Namespace) -> int:
+    from sdtui.bench.runner import BenchConfig, run_benchmark
+
+    if args.repeats < 1:
+        raise ValidationError("repeats", f"must be at least 1, got {args.repeats}")
+    width = height = None
+    if args.size:
+        width, height = parse_size(args.size)
+    config = BenchConfig(
+        arch=None if args.model else (args.arch or "demo"),
+        model=args.model,
+        steps=args.steps,
+        width=width,
+        height=height,
+        device=args.device,
+        dtype=args.dtype,
+        modes=parse_modes(args.modes),
+        repeats=args.repeats,
+        seed=args.seed,
+        tui=args.tui,
+    )
+
+    def status(text: str) -> None:
+        print(f"... {text}", file=sys.stderr, flush=True)
+
+    report = run_benchmark(config, on_status=status)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        from sdtui.bench.report import format_report
+
+        print(format_report(report))
+    return 0
