@@ -156,7 +156,7 @@ class Gallery:
     def _inside(self, path: Path) -> str | None:
         """The relative path of `path` when it lies in the gallery (not its hidden folders)."""
         try:
-            rel = Path(os.path.abspath(path)).relative_to(os.path.abspath(self.root))
+            rel = Path(os.path.realpath(path)).relative_to(os.path.realpath(self.root))
         except ValueError:
             return None
         if not rel.parts or any(part.startswith(".") for part in rel.parts):

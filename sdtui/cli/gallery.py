@@ -1,0 +1,183 @@
+"""`sdtui gallery list|show|rebuild|import`: the gallery from scripts and the shell."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import unicodedata
+from pathlib import Path
+from typing import Any
+
+from sdtui.cli import common
+from sdtui.errors import ValidationError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="gallery_command", metavar="ACTION", required=True)
+
+    listing = sub.add_parser("list", help="newest images first, optionally filtered")
+    listing.add_argument("--search", metavar="WORDS", default="", help="words in the prompt")
+    listing.add_argument("--favorites", action="store_true", help="only favourites")
+    listing.add_argument("--model", metavar="M", help="only images made with this model")
+    listing.add_argument("--limit", metavar="N", type=int, default=50, help="at most N (50)")
+    listing.add_argument("--offset", metavar="N", type=int, default=0, help="skip the first N")
+    listing.add_argument(
+        "--sort", choices=("newest", "oldest", "relevance"), default="newest", help="order"
+    )
+    listing.add_argument("--json", action="store_true", help="one JSON object per line")
+
+    show = sub.add_parser("show", help="the settings of one image, by id or path")
+    show.add_argument("target", metavar="ID|PATH")
+    show.add_argument("--json", action="store_true", help="print JSON")
+
+    sub.add_parser("rebuild", help="make the index again from the image files")
+
+    imp = sub.add_parser("import", help="copy images from other tools into the gallery")
+    imp.add_argument("paths", metavar="PATH", nargs="+", help="image files or folders")
+    imp.add_argument("--json", action="store_true", help="print the imported entries as JSON")
+
+    for action in (listing, show, sub.choices["rebuild"], imp):
+        common.add_gallery_argument(action)
+
+
+def _open(args: argparse.Namespace, create: bool = False) -> Any:
+    """The gallery of the settings; only `import` may create a folder that is not there."""
+    from sdtui.gallery import Gallery
+
+    root = common.settings_from_args(args).gallery
+    if not create and not root.is_dir():
+        raise ValidationError("gallery", f"no gallery folder at {root}")
+    return Gallery(root)
+
+
+def _printable(text: str) -> str:
+    """Text from another tool's file, with escape sequences made harmless for the terminal."""
+    return "".join(
+        "\ufffd" if unicodedata.category(ch) == "Cc" and ch not in "\n\t" else ch for ch in text
+    )
+
+
+def _short(text: str, width: int) -> str:
+    text = " ".join(_printable(text).split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _list(args: argparse.Namespace) -> int:
+    if args.limit < 1:
+        raise ValidationError("--limit", f"must be 1 or more, got {args.limit}")
+    if args.offset < 0:
+        raise ValidationError("--offset", f"must be 0 or more, got {args.offset}")
+    with _open(args) as gallery:
+        gallery.sync()
+        filters = {"search": args.search, "favorites": args.favorites, "model": args.model}
+        entries = gallery.list(**filters, sort=args.sort, limit=args.limit, offset=args.offset)
+        total = gallery.count(**filters)
+    if args.json:
+        for entry in entries:
+            print(json.dumps(entry.to_json_dict(), ensure_ascii=False))
+        return 0
+    if not entries:
+        print("no images match" if total == 0 else f"no images past {args.offset} ({total} match)")
+        return 0
+    print(f"{'ID':>6}  {'CREATED':16}  {'*':1}  {'SEED':>10}  {'MODEL':18}  PROMPT")
+    for e in entries:
+        seed = "" if e.seed is None else str(e.seed)
+        print(
+            f"{e.id:>6}  {e.created:%Y-%m-%d %H:%M}  {'*' if e.favorite else ' '}  {seed:>10}  "
+            f"{_short(e.model or '-', 18):18}  {_short(e.prompt or e.path.name, 60)}"
+        )
+    if total > len(entries) + args.offset:
+        print(f"({len(entries)} of {total}; --offset {args.offset + len(entries)} for more)")
+    return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    from sdtui.gallery import EntryNotFoundError, read_metadata
+
+    target = args.target
+    path = Path(target).expanduser()
+    with _open(args) as gallery:
+        if target.isdigit() and not path.is_file():
+            entry = gallery.get(int(target))
+            if entry is None:
+                raise EntryNotFoundError(f"no image with id {target} in the gallery")
+            path = entry.path
+        else:
+            if not path.is_file():
+                raise ValidationError("image", f"no such file or gallery id: {target}")
+            entry = gallery.entry_for_path(path)
+    data = read_metadata(path).to_json_dict()
+    data["path"] = str(path)
+    if entry is not None:
+        data.update(id=entry.id, favorite=entry.favorite, created=entry.to_json_dict()["created"])
+    if args.json:
+        print(json.dumps(data, ensure_ascii=False))
+        return 0
+    if entry is not None:
+        print(f"Id: {entry.id}{'  (favourite)' if entry.favorite else ''}")
+        print(f"Created: {data['created']}")
+    print(f"Path: {path}")
+    print("\n".join(_settings_lines(data)))
+    return 0
+
+
+_LABELS = (
+    ("prompt", "Prompt"),
+    ("negative_prompt", "Negative prompt"),
+    ("steps", "Steps"),
+    ("sampler", "Sampler"),
+    ("cfg_scale", "CFG scale"),
+    ("seed", "Seed"),
+    ("width", "Width"),
+    ("height", "Height"),
+    ("model", "Model"),
+)
+
+
+def _settings_lines(data: dict[str, Any]) -> list[str]:
+    lines = []
+    for key, label in _LABELS:
+        value = data.get(key)
+        if value is None or value == "":
+            continue
+        text = f"{value:g}" if isinstance(value, float) else str(value)
+        lines.append(f"{label}: {_printable(text).replace(chr(10), chr(10) + '  ')}")
+    extras = (data.get("extras") or {}).items()
+    lines += [_printable(f"{key}: {value}").replace("\n", " ") for key, value in extras]
+    lines.append(f"Written by: {data.get('source', 'none')}")
+    return lines
+
+
+def _rebuild(args: argparse.Namespace) -> int:
+    with _open(args) as gallery:
+        report = gallery.rebuild()
+        total = gallery.count()
+    for path, reason in report.skipped:
+        print(f"skipped {path}: {reason}", file=sys.stderr)
+    print(f"indexed {total} images in {gallery.root} ({len(report.skipped)} skipped)")
+    return 0
+
+
+def _import(args: argparse.Namespace) -> int:
+    with _open(args, create=True) as gallery:
+        report = gallery.import_paths([Path(p) for p in args.paths])
+    for path, reason in report.skipped:
+        print(f"skipped {path}: {reason}", file=sys.stderr)
+    if args.json:
+        for entry in report.entries:
+            print(json.dumps(entry.to_json_dict(), ensure_ascii=False))
+    else:
+        for entry in report.entries:
+            print(f"{entry.id:>6}  {entry.path}  ({entry.source})")
+        print(f"imported {len(report.entries)}, skipped {len(report.skipped)}")
+    if report.skipped and not report.entries:
+        # Nothing importable is bad input, unless a copy itself failed (disk full, ...).
+        failed = any(reason.startswith("could not copy") for _, reason in report.skipped)
+        return 1 if failed else 2
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    actions = {"list": _list, "show": _show, "rebuild": _rebuild, "import": _import}
+    return actions[args.gallery_command](args)
