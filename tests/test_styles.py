@@ -142,3 +142,32 @@ def test_unsafe_preset_names_are_refused(name):
 def test_unknown_preset_lists_known():
     with pytest.raises(ValidationError, match="fast-draft"):
         load_preset("nosuch")
+
+
+def test_cli_styles_lists_builtins_and_user_styles(capsys):
+    import json
+
+    from sdtui.cli import main
+
+    write_user_styles('[[style]]\nname = "moody"\ntemplate = "moody {prompt}"\nsteps = 30\n')
+    write_user_styles("not = [valid", "broken.toml")
+    assert main(["styles", "--json"]) == 0
+    out = capsys.readouterr()
+    rows = {row["name"]: row for row in json.loads(out.out)}
+    assert rows["moody"]["template"] == "moody {prompt}"
+    assert rows["moody"]["settings"] == {"steps": 30}
+    assert rows["cinematic"]["negative"] and rows["cinematic"]["source"] == "built-in"
+    assert "broken.toml" in out.err
+    assert main(["styles"]) == 0
+    text = capsys.readouterr().out
+    assert "moody" in text and "template: moody {prompt}" in text
+
+
+def test_cli_presets_listing(capsys):
+    import json
+
+    from sdtui.cli import main
+
+    assert main(["styles", "--presets", "--json"]) == 0
+    names = {row["name"] for row in json.loads(capsys.readouterr().out)}
+    assert {"fast-draft", "final"} <= names
