@@ -1,0 +1,251 @@
+"""`sdtui generate`: make images from a prompt without the TUI, saving them to the gallery.
+
+Prints each saved file's path on stdout (or one JSON object per image with
+--json), so scripts can use the output; progress and notices go to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from sdtui.cli import common
+from sdtui.engine import performance
+from sdtui.errors import GenerationCancelled
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("prompt", metavar="PROMPT", help="what the image should show")
+    parser.add_argument("--negative", metavar="TEXT", default="", help="what to keep out")
+    common.add_model_arguments(parser)
+    parser.add_argument(
+        "--model-config",
+        metavar="DIR",
+        help="diffusers folder describing a single-file checkpoint (so it loads offline)",
+    )
+    parser.add_argument("--scheduler", metavar="NAME", help="sampler, e.g. 'Euler a', 'DDIM'")
+    parser.add_argument("--steps", metavar="N", help="denoising steps (default 25)")
+    parser.add_argument("--cfg", metavar="F", help="guidance scale (default 7)")
+    parser.add_argument(
+        "--seed", metavar="N", help="seed of the first image; images after it use N+1, N+2, ..."
+    )
+    parser.add_argument("--width", metavar="W", help="default: the model's native size")
+    parser.add_argument("--height", metavar="H", help="default: the model's native size")
+    parser.add_argument("--count", metavar="N", default="1", help="how many images (default 1)")
+    common.add_gallery_argument(parser)
+    parser.add_argument("--json", action="store_true", help="print one JSON object per saved image")
+    performance.add_performance_arguments(parser)
+
+
+def _seed(text: str | None) -> str | None:
+    """None (random) for no seed, -1 or "random", as other tools accept."""
+    if text is None or text.strip().lower() in ("-1", "random", ""):
+        return None
+    return text
+
+
+def build_request(args: argparse.Namespace, model: str) -> Any:
+    """The validated request; sizes not given come from the model table (or 512 for now)."""
+    from sdtui.models import resolve_model_name
+    from sdtui.params import GenerationRequest
+    from sdtui.schedulers import DEFAULT_SCHEDULER
+
+    entry = resolve_model_name(model).entry
+    native = entry.native_size if entry else (512, 512)
+    fields: dict[str, Any] = {
+        "prompt": args.prompt,
+        "negative_prompt": args.negative or "",
+        "model": model,
+        "scheduler": args.scheduler or DEFAULT_SCHEDULER,
+        "seed": _seed(args.seed),
+        "width": args.width if args.width is not None else native[0],
+        "height": args.height if args.height is not None else native[1],
+        "count": args.count,
+    }
+    if args.steps is not None:
+        fields["steps"] = args.steps
+    if args.cfg is not None:
+        fields["cfg"] = args.cfg
+    return GenerationRequest(**fields)
+
+
+def _quiet_libraries() -> None:
+    """Keep diffusers/transformers chatter out of the output; our errors explain failures."""
+    import warnings
+
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    warnings.filterwarnings("ignore", category=UserWarning, module="diffusers")
+
+
+class _ProgressBar:
+    """A rich progress bar on stderr, only when stderr is a terminal."""
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+        self._progress: Any = None
+        self._task: Any = None
+        if sys.stderr.isatty():
+            from rich.console import Console
+            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self._progress = Progress(
+                TextColumn("[progress.description]{task.description}"),
+                BarColumn(),
+                TextColumn("{task.percentage:>3.0f}%"),
+                TimeElapsedColumn(),
+                console=Console(file=sys.stderr),
+                transient=True,
+            )
+
+    def __enter__(self) -> _ProgressBar:
+        if self._progress is not None:
+            self._progress.start()
+            self._task = self._progress.add_task("loading", total=1.0)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+    def status(self, text: str) -> None:
+        if self._progress is not None:
+            self._progress.update(self._task, description=text)
+
+    def step(self, progress: Any) -> None:
+        if self._progress is not None:
+            self._progress.update(
+                self._task,
+                completed=progress.fraction,
+                description=f"image {progress.image_index + 1}/{progress.image_count}  "
+                f"step {progress.step}/{progress.total}",
+            )
+
+    def print(self, text: str) -> None:
+        if self._progress is not None:
+            self._progress.console.print(text, markup=False, highlight=False)
+        else:
+            print(text, file=sys.stderr)
+
+
+def run(args: argparse.Namespace) -> int:
+    from sdtui.gallery import Gallery
+
+    settings = common.settings_from_args(args)
+    # Bad input stops here, before anything is loaded or written.
+    request = build_request(args, settings.model)
+    options = performance.performance_from_settings(settings, args)
+    gallery = Gallery(settings.gallery)
+    _quiet_libraries()
+    from sdtui.engine import Engine
+    from sdtui.models import resolve_model_name
+    from sdtui.results import CancelToken
+
+    engine = Engine(
+        device=settings.device,
+        dtype=settings.dtype,
+        allow_pickle=settings.allow_pickle,
+        performance=options,
+        preview="off",  # nothing here would show the frames
+    )
+    saved: list[Any] = []
+    with _ProgressBar(request.count) as bar:
+        notice = resolve_model_name(request.model).notice
+        if notice:  # said before loading, so it shows even when the load fails
+            bar.print(f"sdtui: {notice}")
+        loaded = engine.load(request.model, on_status=bar.status, config=args.model_config)
+        if loaded.notes:
+            bar.status(", ".join(loaded.notes))
+        if args.width is None or args.height is None:
+            # Sizes not given: the model's own (for folders and files, read from its config).
+            width, height = loaded.native_size
+            request = request.replace(
+                width=args.width if args.width is not None else width,
+                height=args.height if args.height is not None else height,
+            )
+        last = time.perf_counter()
+
+        def on_image(generated: Any) -> None:
+            nonlocal last
+            seconds = time.perf_counter() - last
+            result = _result_so_far(generated, loaded, engine, seconds)
+            entry = gallery.save(generated, result)
+            saved.append(entry)
+            if args.json:
+                print(json.dumps(_json_line(entry.path, generated, loaded, seconds)), flush=True)
+            else:
+                print(entry.path, flush=True)
+            last = time.perf_counter()
+
+        cancel = CancelToken()
+        try:
+            with _cancel_on_interrupt(cancel):
+                engine.generate(request, on_progress=bar.step, cancel=cancel, on_image=on_image)
+        except (KeyboardInterrupt, GenerationCancelled):
+            bar.print(f"sdtui: interrupted; {len(saved)} of {request.count} images saved")
+            return 130
+    return 0
+
+
+@contextlib.contextmanager
+def _cancel_on_interrupt(cancel: Any) -> Iterator[None]:
+    """The first Ctrl+C cancels at the end of the current step; a second one stops at once."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_interrupt(signum: int, frame: Any) -> None:
+        if cancel.cancelled:
+            raise KeyboardInterrupt
+        cancel.cancel()
+
+    previous = signal.signal(signal.SIGINT, on_interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _result_so_far(generated: Any, loaded: Any, engine: Any, seconds: float) -> Any:
+    """The record saved with each image as it finishes (the batch is still running)."""
+    from sdtui.results import GenerationResult
+
+    return GenerationResult(
+        request=generated.request,
+        images=[generated],
+        model_id=loaded.model_id,
+        device=engine.device,
+        dtype=engine.dtype,
+        load_seconds=loaded.load_seconds,
+        generate_seconds=seconds,
+        info={"family": loaded.family, "notice": loaded.notice},
+    )
+
+
+def _json_line(path: Any, generated: Any, loaded: Any, seconds: float) -> dict[str, Any]:
+    request = generated.request
+    return {
+        "path": str(path),
+        "seed": generated.seed,
+        "prompt": request.prompt,
+        "negative_prompt": request.negative_prompt,
+        "model": request.model,
+        "model_id": loaded.model_id,
+        "width": request.width,
+        "height": request.height,
+        "steps": request.steps,
+        "scheduler": request.scheduler,
+        "cfg": request.cfg,
+        "seconds": round(seconds, 3),
+    }

@@ -1,0 +1,63 @@
+"""`sdtui info IMAGE`: the settings stored in an image (ours, AUTOMATIC1111, ComfyUI, InvokeAI)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from sdtui.errors import ValidationError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("image", metavar="IMAGE", help="a PNG (or JPEG/WebP) file")
+    parser.add_argument("--json", action="store_true", help="print the settings as JSON")
+
+
+def _lines(data: dict[str, Any]) -> list[str]:
+    labels = [
+        ("prompt", "Prompt"),
+        ("negative_prompt", "Negative prompt"),
+        ("steps", "Steps"),
+        ("sampler", "Sampler"),
+        ("cfg_scale", "CFG scale"),
+        ("seed", "Seed"),
+        ("model", "Model"),
+    ]
+    lines = []
+    for key, label in labels:
+        value = data.get(key)
+        if value is None or value == "":
+            continue
+        if isinstance(value, float):
+            value = f"{value:g}"
+        text = str(value)
+        if "\n" in text:  # keep multi-line prompts readable under their label
+            text = text.replace("\n", "\n  ")
+        lines.append(f"{label}: {text}")
+        if key == "seed" and data.get("width") and data.get("height"):
+            lines.append(f"Size: {data['width']}x{data['height']}")
+    for key, value in (data.get("extras") or {}).items():
+        lines.append(f"{key}: {value}")
+    lines.append(f"Written by: {data.get('source', 'none')}")
+    return lines
+
+
+def run(args: argparse.Namespace) -> int:
+    from sdtui.gallery.metadata import read_metadata
+
+    path = Path(args.image).expanduser()
+    if not path.is_file():
+        raise ValidationError("image", f"no such file: {args.image}")
+    data = read_metadata(path).to_json_dict()
+    if args.json:
+        # Extras sit beside the standard keys too, so `jq .Lora_hashes`-style lookups work.
+        flat = {**{k: v for k, v in data["extras"].items() if k not in data}, **data}
+        print(json.dumps(flat, ensure_ascii=False))
+    else:
+        if data.get("source") == "none":
+            print(f"{path}: no generation settings stored in this image")
+            return 0
+        print("\n".join(_lines(data)))
+    return 0
