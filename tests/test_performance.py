@@ -219,3 +219,83 @@ def test_bad_flag_value_is_refused_by_the_parser(capsys) -> None:
     with pytest.raises(SystemExit):
         _parse(["--offload", "gpu"])
     assert "invalid choice" in capsys.readouterr().err
+
+
+# -- through the engine -----------------------------------------------------
+
+
+def _engine(demo_model_dir, **options):
+    from sdtui.engine import Engine
+
+    engine = Engine(device="cpu", performance=PerformanceOptions(**options))
+    engine.load(str(demo_model_dir))
+    return engine
+
+
+def _request(demo_model_dir, **fields):
+    from sdtui.params import GenerationRequest
+
+    values = dict(prompt="a cat", model=str(demo_model_dir), steps=3, width=64, height=64, seed=7)
+    return GenerationRequest(**{**values, **fields})
+
+
+def test_engine_shows_previews_from_the_preview_setting(demo_model_dir, monkeypatch) -> None:
+    from sdtui.engine import preview
+
+    made = []
+    ticks = iter(range(1000))  # one second between steps, whatever the machine's speed
+
+    def previewer(family, mode, max_fps):
+        made.append((family, mode, max_fps))
+        return preview.Previewer(family, mode, max_fps, clock=lambda: next(ticks))
+
+    monkeypatch.setattr(preview, "make_previewer", previewer)
+    engine = _engine(demo_model_dir, preview="latent", preview_fps=2)
+    steps = []
+    engine.generate(_request(demo_model_dir), on_progress=steps.append)
+    assert [s.preview.size for s in steps] == [(16, 16)] * 3  # 8x8 latents, doubled
+    assert made == [("sd1", "latent", 2.0)]
+    off = _engine(demo_model_dir, preview="off")
+    steps.clear()
+    off.generate(_request(demo_model_dir), on_progress=steps.append)
+    assert len(steps) == 3 and all(s.preview is None for s in steps)
+
+
+def test_engine_sets_vae_tiling_and_slicing_per_request(demo_model_dir) -> None:
+    engine = _engine(demo_model_dir, vae_tiling="on")
+    engine.generate(_request(demo_model_dir, count=2))
+    assert engine.pipeline.vae.use_tiling and engine.pipeline.vae.use_slicing
+    engine.performance = PerformanceOptions()
+    engine.generate(_request(demo_model_dir))
+    assert not engine.pipeline.vae.use_tiling and not engine.pipeline.vae.use_slicing
+
+
+def test_engine_reports_compiling_on_the_first_generation_only(demo_model_dir, monkeypatch):
+    from diffusers import UNet2DConditionModel
+
+    monkeypatch.setattr(UNet2DConditionModel, "compile", lambda self, **kw: None)
+    engine = _engine(demo_model_dir, compile=True)
+    assert any("torch.compile" in n for n in engine.loaded.notes)
+    first, second = [], []
+    engine.generate(_request(demo_model_dir), on_status=first.append)
+    engine.generate(_request(demo_model_dir), on_status=second.append)
+    assert any(s.startswith("compiling the UNet") for s in first)
+    assert not any("compiling" in s for s in second)
+
+
+def test_out_of_memory_suggests_the_next_setting(demo_model_dir, monkeypatch) -> None:
+    from sdtui.errors import OutOfMemoryError
+
+    engine = _engine(demo_model_dir)
+
+    def out_of_memory(*args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(type(engine.pipeline), "__call__", out_of_memory)
+    with pytest.raises(OutOfMemoryError) as info:
+        engine.generate(_request(demo_model_dir))
+    assert info.value.hint == "turn on VAE tiling (--vae-tiling on)"
+    engine.performance = PerformanceOptions(vae_tiling="on")
+    with pytest.raises(OutOfMemoryError) as info:
+        engine.generate(_request(demo_model_dir))
+    assert info.value.hint == "turn on model CPU offload (--offload model)"

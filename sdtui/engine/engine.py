@@ -57,13 +57,14 @@ class Engine:
         dtype: str = "auto",
         allow_pickle: bool = False,
         performance: Any = None,
-        preview: str = "off",
+        preview: str | None = None,
     ) -> None:
         self.device = devices.choose_device(device)
         self.dtype = devices.choose_dtype(self.device, dtype)
         self.allow_pickle = allow_pickle
         self.performance = performance
-        self.preview = preview
+        # None: the `preview` setting of `performance` (off when no options are given).
+        self.preview = preview if preview is not None else getattr(performance, "preview", "off")
         self.load_count = 0  # pipelines read from disk, for tests and the status line
         self._lock = threading.Lock()
         self._pipe: Any = None
@@ -160,10 +161,15 @@ class Engine:
 
         return (cache_dir() / "demo-model" / "model_index.json").exists()
 
+    def _performance_options(self) -> Any:
+        from sdtui.engine import performance
+
+        return self.performance or performance.PerformanceOptions()
+
     def _apply_performance(self, pipe: Any) -> list[str]:
         from sdtui.engine import performance
 
-        options = self.performance or performance.PerformanceOptions()
+        options = self._performance_options()
         return list(performance.apply_performance(pipe, options, self.device) or [])
 
     # -- schedulers ----------------------------------------------------------
@@ -203,7 +209,7 @@ class Engine:
                 raise GenerationCancelled()
             loaded = self._load(request.model, on_status, None)
             try:
-                return self._generate(request, loaded, on_progress, cancel, on_image)
+                return self._generate(request, loaded, on_progress, cancel, on_image, on_status)
             except _Interrupted:
                 raise GenerationCancelled() from None
             except SdtuiError:
@@ -237,13 +243,22 @@ class Engine:
         on_progress: ProgressCallback | None,
         cancel: CancelToken | None,
         on_image: ImageCallback | None,
+        on_status: StatusCallback | None = None,
     ) -> GenerationResult:
         import torch
 
+        from sdtui.engine import performance
         from sdtui.prompts.weighting import encode_prompt_kwargs
 
         pipe = self._pipe
         self.use_scheduler(request.scheduler)
+        options = self._performance_options()
+        # VAE tiling/slicing depend on this request's size and count.
+        performance.apply_request_settings(
+            pipe, options, request.width, request.height, request.count
+        )
+        if performance.compile_pending(pipe) and on_status is not None:
+            on_status("compiling the UNet (first generation after torch.compile; can take minutes)")
         base_seed = request.seed if request.seed is not None else secrets.randbelow(MAX_SEED + 1)
         seeds = request.image_seeds(base_seed)
         previewer = self._previewer(loaded.family)
@@ -273,6 +288,7 @@ class Engine:
                 callback_on_step_end_tensor_inputs=["latents"],
                 output_type="pil",
             )
+            performance.mark_compiled(pipe)
             generated = GeneratedImage(output.images[0], seed, index, request)
             images.append(generated)
             if on_image is not None:
@@ -298,7 +314,9 @@ class Engine:
             return None
         from sdtui.engine.preview import make_previewer
 
-        previewer = make_previewer(family, self.preview)
+        previewer = make_previewer(
+            family, self.preview, max_fps=self._performance_options().preview_fps
+        )
         return previewer if callable(previewer) else None
 
     def _step_callback(
