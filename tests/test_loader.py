@@ -254,11 +254,22 @@ def test_pickle_checkpoints_are_refused_without_opt_in(tmp_path: Path, suffix: s
     assert "--allow-pickle" in str(info.value)
 
 
-def test_pickle_opt_in_reads_the_file(tmp_path: Path):
-    checkpoint = tmp_path / "model.ckpt"
-    checkpoint.write_bytes(b"garbage, not a pickle")
+def test_pickle_opt_in_loads_the_checkpoint(demo_model_dir: Path, tmp_path: Path):
+    safe = write_ldm_checkpoint(demo_model_dir, tmp_path / "tiny.safetensors")
+    checkpoint = tmp_path / "tiny.ckpt"
+    torch.save({"state_dict": load_file(safe)}, checkpoint)
+    engine = Engine(device="cpu", allow_pickle=True)
+    loaded = engine.load(str(checkpoint), config=str(demo_model_dir))
+    assert loaded.family == "sd1" and loaded.model_id == str(checkpoint.resolve())
+    from_folder = Engine(device="cpu").generate(request(str(demo_model_dir)))
+    from_pickle = engine.generate(request(str(checkpoint)))
+    assert np.array_equal(
+        np.asarray(from_pickle.images[0].image), np.asarray(from_folder.images[0].image)
+    )
+    garbage = tmp_path / "garbage.ckpt"
+    garbage.write_bytes(b"garbage, not a pickle")
     with pytest.raises(BadCheckpointError):
-        Engine(device="cpu", allow_pickle=True).load(str(checkpoint))
+        Engine(device="cpu", allow_pickle=True).load(str(garbage))
 
 
 def test_damaged_checkpoints_are_explained(demo_model_dir: Path, tmp_path: Path):

@@ -153,11 +153,22 @@ def native_size(pipe: Any) -> tuple[int, int]:
 
 
 def _read_checkpoint_keys(path: str) -> list[str]:
-    """The tensor names in a .safetensors file, read from its header only."""
-    from safetensors import safe_open
+    """The tensor names in a checkpoint, without reading the tensors themselves.
 
-    with safe_open(path, framework="pt") as handle:
-        return list(handle.keys())
+    Only called for pickles once the user opted in; even then `weights_only`
+    refuses anything but plain tensors.
+    """
+    if path.lower().endswith(SAFE_SUFFIXES):
+        from safetensors import safe_open
+
+        with safe_open(path, framework="pt") as handle:
+            return list(handle.keys())
+    import torch
+
+    data = torch.load(path, map_location="cpu", mmap=True, weights_only=True)
+    if isinstance(data, dict) and isinstance(data.get("state_dict"), dict):
+        data = data["state_dict"]
+    return [str(key) for key in data] if isinstance(data, dict) else []
 
 
 def _scrub(text: str, token: str | None) -> str:
@@ -360,10 +371,7 @@ def load_pipeline(
 def _load_single_file(source: ModelSource, torch_dtype: Any, config: str | None, token: Any) -> Any:
     from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
 
-    if source.kind == "file":
-        family = family_from_state_dict_keys(_read_checkpoint_keys(source.location))
-    else:
-        family = "sd1"  # pickles are only opened by from_single_file itself
+    family = family_from_state_dict_keys(_read_checkpoint_keys(source.location))
     pipeline_class = StableDiffusionXLPipeline if family == "sdxl" else StableDiffusionPipeline
     kwargs: dict[str, Any] = {**_dtype_kwargs(torch_dtype), "token": token}
     if config:
