@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from sdtui.config import DEVICES, DTYPES, Settings, load_settings
+from sdtui.config import DEVICES, DTYPES, RENDERERS, Settings, load_settings
 
 
 def add_gallery_argument(parser: argparse.ArgumentParser) -> None:
@@ -33,6 +33,12 @@ def add_app_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of the bare `sdtui` command (the TUI)."""
     add_model_arguments(parser)
     add_gallery_argument(parser)
+    parser.add_argument(
+        "--renderer",
+        choices=RENDERERS,
+        help="how to draw images: auto (ask the terminal), tgp (kitty), sixel, halfcell, unicode",
+    )
+    parser.add_argument("--theme", metavar="NAME", help="colour theme (remembered when changed)")
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:

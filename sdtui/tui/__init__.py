@@ -1,0 +1,1 @@
+"""The Textual app. Importing this package loads neither torch nor diffusers."""

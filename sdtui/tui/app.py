@@ -1,0 +1,482 @@
+"""The sdtui terminal app: prompt editor, parameters, preview, history, queue, status.
+
+Nothing here imports torch or diffusers: the engine is imported by the job
+runner inside its worker thread, so the first frame never waits for it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import random
+import time
+from collections.abc import Callable, Iterable
+from functools import partial
+from typing import Any
+
+from rich.text import Text
+from textual import work
+from textual.app import App, ComposeResult, SystemCommand
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.theme import Theme
+from textual.widgets import Footer, Label, OptionList, Static, TextArea
+from textual.worker import Worker, WorkerState
+
+from sdtui.config import Settings, load_settings
+from sdtui.errors import ValidationError
+from sdtui.params import MAX_SEED, GenerationRequest
+from sdtui.tui import themes
+from sdtui.tui.help_screen import HelpScreen
+from sdtui.tui.history import HistoryList
+from sdtui.tui.jobs import Job, JobQueue
+from sdtui.tui.keys import KEY_ACTIONS, keymap_from_config, screen_bindings
+from sdtui.tui.messages import (
+    HistoryFailed,
+    HistoryLoaded,
+    ImageReady,
+    JobCancelled,
+    JobDone,
+    JobFailed,
+    JobFinished,
+    JobProgress,
+    JobStatus,
+    ModelLoaded,
+)
+from sdtui.tui.params_pane import ParamsPane
+from sdtui.tui.preview import PreviewPane
+from sdtui.tui.recall import PromptRecall
+from sdtui.tui.runner import (
+    JobRunner,
+    Lazy,
+    default_engine_factory,
+    default_gallery_factory,
+)
+from sdtui.tui.status import StatusPanel
+
+VARIATIONS = 4  # images queued by the variations key
+LONG_JOB_SECONDS = 10.0  # ring the bell when a job took longer than this
+HISTORY_LIMIT = 500
+
+
+class StudioScreen(Screen[None]):
+    """The main screen. Its bindings call the app's actions, so keys, footer,
+    help and palette all come from one table (sdtui.tui.keys)."""
+
+    BINDINGS = [b for b in screen_bindings()]
+
+    def __init__(self, settings: Settings, renderer: str) -> None:
+        super().__init__()
+        self.settings = settings
+        self.renderer = renderer
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="main"):
+            with Vertical(id="left"):
+                yield Label("Prompt  (ctrl+g generate · ctrl+↑/↓ earlier prompts)", classes="title")
+                yield TextArea(id="prompt", soft_wrap=True, show_line_numbers=False)
+                yield Label("Negative prompt", classes="title")
+                yield TextArea(id="negative", soft_wrap=True, show_line_numbers=False)
+                yield ParamsPane(self.settings.model, id="params")
+                yield Static("", id="queue")
+            with Vertical(id="right"):
+                yield PreviewPane(self.renderer, id="preview")
+                yield Label("History  (enter remix · v variations)", classes="title")
+                yield HistoryList(id="history")
+        yield StatusPanel(
+            self.settings.model, self.settings.device, str(self.settings.gallery), id="status"
+        )
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#prompt", TextArea).focus()
+        self.app.call_later(self.app.studio_ready)  # type: ignore[attr-defined]
+
+
+def _entry_prompt(entry: Any) -> str:
+    prompt = getattr(entry, "prompt", "")
+    if not prompt and entry.request is not None:
+        prompt = entry.request.prompt
+    return prompt
+
+
+def _key_prefix(binding_keys: str) -> str:
+    return binding_keys.split(",")[0]
+
+
+class SdtuiApp(App[None]):
+    CSS_PATH = "app.tcss"
+    TITLE = "sdtui"
+    ENABLE_COMMAND_PALETTE = True
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        theme: str | None = None,
+        renderer: str | None = None,
+        engine_factory: Callable[[Settings], Any] | None = None,
+        gallery_factory: Callable[[Settings], Any] | None = None,
+    ) -> None:
+        super().__init__()
+        self.settings = settings or load_settings()
+        self.renderer = renderer or self.settings.renderer
+        self._requested_theme = theme
+        make_engine = engine_factory or default_engine_factory
+        make_gallery = gallery_factory or default_gallery_factory
+        self.runner = JobRunner(
+            Lazy(lambda: make_engine(self.settings)), Lazy(lambda: make_gallery(self.settings))
+        )
+        self.jobs = JobQueue()
+        self.recall = PromptRecall()
+        self.keys: dict[str, str] = {a.action: a.key for a in KEY_ACTIONS}
+        self.last_error = ""
+        self._started: dict[int, float] = {}
+        self.studio = StudioScreen(self.settings, self.renderer)
+
+    # -- start-up ------------------------------------------------------------
+
+    def get_default_screen(self) -> Screen:
+        return self.studio
+
+    def on_mount(self) -> None:
+        self._setup_themes()
+        self._setup_keys()
+
+    def studio_ready(self) -> None:
+        """The main screen is on: load the model and the history in the background."""
+        self.jobs.submit(Job(model=self.settings.model))
+        self._update_queue()
+        self._pump()
+        self._load_history()
+
+    def _setup_themes(self) -> None:
+        loaded, problems = themes.load_themes()
+        for theme in loaded:
+            self.register_theme(theme)
+        for problem in problems:
+            self.show_error(problem)
+        wanted = self._requested_theme or themes.remembered_theme() or self.settings.theme
+        if wanted not in self.available_themes:
+            if self._requested_theme:
+                self.show_error(f"theme {wanted!r} is unknown; using {themes.DEFAULT_THEME}")
+            wanted = themes.DEFAULT_THEME
+        if wanted in self.available_themes:
+            self.theme = wanted
+        self.theme_changed_signal.subscribe(self, self._remember_theme)
+
+    def _remember_theme(self, theme: Theme) -> None:
+        if theme.name != themes.remembered_theme():
+            themes.remember_theme(theme.name)
+
+    def _setup_keys(self) -> None:
+        keymap, problems = keymap_from_config(self.settings.section("keys"))
+        for problem in problems:
+            self.show_error(problem)
+        if keymap:
+            self.set_keymap(keymap)
+            self.keys.update(keymap)
+
+    @work(thread=True, exit_on_error=False, group="history", name="history")
+    def _load_history(self) -> None:
+        try:
+            gallery = self.runner.gallery.get()
+            gallery.sync()
+            entries = gallery.list(limit=HISTORY_LIMIT)
+        except Exception as exc:
+            self.post_message(HistoryFailed(f"gallery: {exc}"))
+            return
+        self.post_message(HistoryLoaded(entries, gallery))
+
+    # -- widgets -------------------------------------------------------------
+
+    @property
+    def prompt_editor(self) -> TextArea:
+        return self.studio.query_one("#prompt", TextArea)
+
+    @property
+    def negative_editor(self) -> TextArea:
+        return self.studio.query_one("#negative", TextArea)
+
+    @property
+    def params(self) -> ParamsPane:
+        return self.studio.query_one(ParamsPane)
+
+    @property
+    def history(self) -> HistoryList:
+        return self.studio.query_one(HistoryList)
+
+    @property
+    def preview(self) -> PreviewPane:
+        return self.studio.query_one(PreviewPane)
+
+    @property
+    def status(self) -> StatusPanel:
+        return self.studio.query_one(StatusPanel)
+
+    @property
+    def gallery(self) -> Any:
+        """The gallery (built on first use)."""
+        return self.runner.gallery.get()
+
+    # -- errors --------------------------------------------------------------
+
+    def show_error(self, message: str) -> None:
+        """Show a failure without stopping anything: a notification and the status line."""
+        self.last_error = message
+        self.notify(message, title="Error", severity="error", markup=False, timeout=8)
+        try:
+            self.status.show_error(message)
+        except Exception:  # before the screen is mounted: the notification is enough
+            pass
+
+    # -- building requests ---------------------------------------------------
+
+    def build_request(self) -> GenerationRequest:
+        """The request the editor and fields describe; ValidationError when a value is bad."""
+        fields = self.params.read()
+        return GenerationRequest(
+            prompt=self.prompt_editor.text,
+            negative_prompt=self.negative_editor.text,
+            **fields,
+        )
+
+    def submit(self, request: GenerationRequest) -> Job:
+        job = self.jobs.submit(Job(model=request.model, request=request))
+        self._update_queue()
+        self._pump()
+        return job
+
+    def remix_request(self, request: GenerationRequest) -> None:
+        """Load every setting of `request` into the editor and fields (public: the
+        gallery screen uses it too)."""
+        self.prompt_editor.load_text(request.prompt)
+        self.negative_editor.load_text(request.negative_prompt)
+        self.params.load(request)
+        self.prompt_editor.focus()
+        self.status.set_state("settings loaded from history")
+
+    # -- the job queue -------------------------------------------------------
+
+    def _pump(self) -> None:
+        job = self.jobs.start_next()
+        if job is None:
+            return
+        self._started[job.id] = time.monotonic()
+        self._update_queue()
+        self.status.clear_error()
+        self.status.reset_progress()
+        self.status.set_state(f"loading {job.model}…" if job.is_load else "generating…")
+        self._run_job(job)
+
+    @work(thread=True, exit_on_error=False, group="gpu")
+    def _run_job(self, job: Job) -> None:
+        self.runner.run(job, self.post_message)
+
+    def _update_queue(self) -> None:
+        pending = [j for j in self.jobs.pending if not j.is_load]
+        self.status.set_queue(len(pending))
+        text = Text()
+        if pending:
+            text.append(f"Queue ({len(pending)} waiting, f8 clears)\n", style="bold")
+            for n, job in enumerate(pending[:5], 1):
+                text.append(f"{n}. {job.label()}\n")
+            if len(pending) > 5:
+                text.append(f"… and {len(pending) - 5} more\n", style="dim")
+        self.studio.query_one("#queue", Static).update(text)
+
+    def on_job_status(self, message: JobStatus) -> None:
+        self.status.set_state(message.text)
+
+    def on_model_loaded(self, message: ModelLoaded) -> None:
+        device = f"{message.device} {message.dtype}".strip()
+        self.status.set_model(message.model, device)
+        self.status.set_state(f"ready (loaded in {message.seconds:.1f}s)")
+        if message.notice:
+            self.notify(message.notice, markup=False)
+
+    def on_job_progress(self, message: JobProgress) -> None:
+        progress = message.progress
+        self.status.show_progress(progress)
+        self.status.set_state("generating…")
+        if progress.preview is not None:
+            self.preview.show(progress.preview, f"step {progress.step}/{progress.total}")
+
+    def on_image_ready(self, message: ImageReady) -> None:
+        generated = message.generated
+        self.preview.show(generated.image, f"seed {generated.seed} · {generated.request.prompt}")
+
+    def on_job_done(self, message: JobDone) -> None:
+        result = message.result
+        if message.entries:
+            self.history.add_newest(message.entries)
+        if not self.params.seed_locked and result.seeds:
+            self.params.set_value("seed", result.seeds[0])
+        count = len(result.images)
+        summary = f"done: {count} image{'s' * (count != 1)} in {message.seconds:.1f}s"
+        self.status.set_state(summary)
+        if message.seconds > LONG_JOB_SECONDS:
+            self.bell()
+            self.notify(summary, title="sdtui")
+
+    def on_job_cancelled(self, message: JobCancelled) -> None:
+        self.status.set_state("cancelled: nothing saved")
+        self.notify("Generation cancelled; nothing was saved.", markup=False)
+
+    def on_job_failed(self, message: JobFailed) -> None:
+        text = f"{message.error} ({message.hint})" if message.hint else message.error
+        self.status.set_state("failed")
+        self.show_error(text)
+
+    def on_job_finished(self, message: JobFinished) -> None:
+        self._started.pop(message.job_id, None)
+        self.jobs.finished(message.job_id)
+        self.status.reset_progress()
+        self._update_queue()
+        self._pump()
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        # The runner reports its own failures; this catches anything that escaped it.
+        if event.state == WorkerState.ERROR and event.worker.group == "gpu":
+            self.show_error(f"worker failed: {event.worker.error}")
+            if self.jobs.running is not None:
+                self.post_message(JobFinished(self.jobs.running.id))
+
+    # -- history -------------------------------------------------------------
+
+    def on_history_loaded(self, message: HistoryLoaded) -> None:
+        entries = message.entries
+        self.history.set_entries(entries)
+        self.recall.extend_older(_entry_prompt(e) for e in entries)
+        if entries:
+            self._show_entry(entries[0])
+
+    def on_history_failed(self, message: HistoryFailed) -> None:
+        self.show_error(message.error)
+
+    def on_option_list_option_highlighted(self, event: OptionList.OptionHighlighted) -> None:
+        if event.option_list is self.history:
+            entry = self.history.selected_entry
+            if entry is not None:
+                self._show_entry(entry)
+
+    def _show_entry(self, entry: Any) -> None:
+        prompt = _entry_prompt(entry)
+        self.preview.show(entry.path, f"seed {entry.seed} · {' '.join(prompt.split())}")
+
+    # -- actions (keys in sdtui.tui.keys) --------------------------------------
+
+    def action_generate(self) -> None:
+        # The binding runs before keys typed just ahead of it reach the focused
+        # editor (they wait in its queue); read the fields once it has caught up.
+        target = self.focused or self.screen
+        target.call_later(self._generate_now)
+
+    def _generate_now(self) -> None:
+        try:
+            request = self.build_request()
+        except ValidationError as exc:
+            self.show_error(f"Not queued: {exc}")
+            return
+        self.status.clear_error()
+        self.recall.add(request.prompt)
+        self.submit(request)
+
+    def action_cancel(self) -> None:
+        job = self.jobs.cancel_running()
+        if job is not None and not job.is_load:
+            self.status.set_state("cancelling…")
+
+    def action_clear_queue(self) -> None:
+        dropped = self.jobs.clear()
+        self._update_queue()
+        self.notify(f"Queue cleared ({dropped} dropped).", markup=False)
+
+    def action_steps_up(self) -> None:
+        self.params.bump_steps(1)
+
+    def action_steps_down(self) -> None:
+        self.params.bump_steps(-1)
+
+    def action_cfg_up(self) -> None:
+        self.params.bump_cfg(0.5)
+
+    def action_cfg_down(self) -> None:
+        self.params.bump_cfg(-0.5)
+
+    def action_reroll_seed(self) -> None:
+        self.params.reroll_seed()
+
+    def action_toggle_seed_lock(self) -> None:
+        params = self.params
+        if not params.seed_locked and not params.value("seed"):
+            params.reroll_seed()  # locking nothing would refuse the next generate
+        params.seed_locked = not params.seed_locked
+
+    def action_cycle_scheduler(self) -> None:
+        self.params.cycle_scheduler()
+
+    def action_cycle_size(self) -> None:
+        self.params.cycle_size()
+
+    def action_prompt_older(self) -> None:
+        prompt = self.recall.older(self.prompt_editor.text)
+        if prompt is not None:
+            self._set_prompt(prompt)
+
+    def action_prompt_newer(self) -> None:
+        prompt = self.recall.newer()
+        if prompt is not None:
+            self._set_prompt(prompt)
+
+    def _set_prompt(self, text: str) -> None:
+        editor = self.prompt_editor
+        editor.load_text(text)
+        editor.move_cursor(editor.document.end)
+
+    def action_remix(self) -> None:
+        entry = self.history.selected_entry
+        if entry is None or entry.request is None:
+            self.show_error("Pick a history entry with settings first (f2 moves to the history).")
+            return
+        self.remix_request(entry.request.replace(seed=entry.seed, count=1))
+
+    def action_variations(self) -> None:
+        entry = self.history.selected_entry
+        if entry is None or entry.request is None:
+            self.show_error("Pick a history entry with settings first (f2 moves to the history).")
+            return
+        for _ in range(VARIATIONS):
+            self.submit(entry.request.replace(seed=random.randint(0, MAX_SEED), count=1))
+        self.notify(f"{VARIATIONS} variations queued.", markup=False)
+
+    def action_focus_history(self) -> None:
+        self.history.focus()
+
+    def action_focus_prompt(self) -> None:
+        self.prompt_editor.focus()
+
+    def action_gallery(self) -> None:
+        if importlib.util.find_spec("sdtui.tui.gallery_screen") is None:
+            self.notify("The gallery browser is not installed.", severity="warning")
+            return
+        from sdtui.tui import gallery_screen
+
+        self.push_screen(gallery_screen.GalleryScreen())
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen(dict(self.keys)))
+
+    # -- command palette -----------------------------------------------------
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        if screen is not self.studio:
+            return
+        for action in KEY_ACTIONS:
+            key = _key_prefix(self.keys.get(action.action, action.key))
+            yield SystemCommand(
+                action.description if action.show else action.help.split(" (")[0],
+                f"{action.help}  [{key}]",
+                partial(self.run_action, action.action),
+            )

@@ -1,0 +1,37 @@
+"""F1 / ?: every key of the app, as bound now (config rebinds included)."""
+
+from __future__ import annotations
+
+from rich.table import Table
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Static
+
+from sdtui.tui.keys import KEY_ACTIONS
+
+
+class HelpScreen(ModalScreen[None]):
+    BINDINGS = [Binding("escape,f1,q,question_mark", "dismiss", "Close", show=True)]
+
+    def __init__(self, keys: dict[str, str]) -> None:
+        super().__init__()
+        self.keys = keys  # action -> key(s) as bound now
+
+    def compose(self) -> ComposeResult:
+        table = Table(title="sdtui keys", expand=True, show_edge=False)
+        table.add_column("Key", style="bold", no_wrap=True)
+        table.add_column("Action")
+        for action in KEY_ACTIONS:
+            table.add_row(self.keys.get(action.action, action.key), action.help)
+        table.add_row("ctrl+q", "Quit")
+        table.add_row("ctrl+p", "Command palette: every action, themes")
+        table.add_row("tab / shift+tab", "Move between fields")
+        table.add_row("enter / r, v", "In the history list: remix, variations")
+        with VerticalScroll(id="help-body"):
+            yield Static(table)
+            yield Static(
+                "Escape closes. Change keys in the [keys] table of the config file.",
+                markup=False,
+            )

@@ -1,0 +1,42 @@
+"""The preview pane: the selected or newest image, and live step previews.
+
+`textual_image.widget` probes the terminal when imported, so this module must be
+imported before the app runs (sdtui.tui.app imports it at the top).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.widgets import Static
+from textual_image import widget as image_widgets
+
+RENDERERS: dict[str, type] = {
+    "auto": image_widgets.Image,
+    "tgp": image_widgets.TGPImage,
+    "sixel": image_widgets.SixelImage,
+    "halfcell": image_widgets.HalfcellImage,
+    "unicode": image_widgets.UnicodeImage,
+}
+
+
+class PreviewPane(Vertical):
+    """An image widget of the chosen renderer plus a one-line caption."""
+
+    def __init__(self, renderer: str = "auto", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.renderer = renderer if renderer in RENDERERS else "auto"
+        self.source: Any = None  # what is shown: a path or a PIL image
+
+    def compose(self) -> ComposeResult:
+        yield RENDERERS[self.renderer](id="image")
+        yield Static(Text("no image yet: write a prompt and press ctrl+g"), id="caption")
+
+    def show(self, image: Any, caption: str) -> None:
+        """Show a PIL image or an image file path; the caption is shown literally."""
+        self.source = image
+        self.query_one("#image").image = image
+        self.query_one("#caption", Static).update(Text(caption, no_wrap=True, overflow="ellipsis"))

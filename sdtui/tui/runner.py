@@ -1,0 +1,132 @@
+"""Runs one job on the worker thread and reports through messages.
+
+The engine (torch, diffusers) is imported here, inside the thread, on first use:
+the app paints before any of it is loaded.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from textual.message import Message
+
+from sdtui.config import Settings
+from sdtui.errors import GenerationCancelled, SdtuiError
+from sdtui.tui.jobs import Job
+from sdtui.tui.messages import (
+    ImageReady,
+    JobCancelled,
+    JobDone,
+    JobFailed,
+    JobFinished,
+    JobProgress,
+    JobStatus,
+    ModelLoaded,
+)
+
+log = logging.getLogger(__name__)
+
+Post = Callable[[Message], Any]
+
+
+def default_engine_factory(settings: Settings, preview: str = "latent") -> Any:
+    from sdtui.engine import Engine
+
+    try:
+        return Engine(
+            device=settings.device,
+            dtype=settings.dtype,
+            allow_pickle=settings.allow_pickle,
+            preview=preview,
+        )
+    except TypeError:  # an engine without step previews
+        return Engine(
+            device=settings.device, dtype=settings.dtype, allow_pickle=settings.allow_pickle
+        )
+
+
+def default_gallery_factory(settings: Settings) -> Any:
+    from sdtui.gallery import Gallery
+
+    return Gallery(settings.gallery)
+
+
+class Lazy:
+    """Builds a shared object once, on whichever thread first asks for it."""
+
+    def __init__(self, factory: Callable[[], Any]) -> None:
+        self._factory = factory
+        self._value: Any = None
+        self._lock = threading.Lock()
+
+    def get(self) -> Any:
+        with self._lock:
+            if self._value is None:
+                self._value = self._factory()
+            return self._value
+
+    @property
+    def ready(self) -> Any:
+        return self._value
+
+
+class JobRunner:
+    """Holds the engine and the gallery; `run` executes one job on the calling thread."""
+
+    def __init__(self, engine: Lazy, gallery: Lazy) -> None:
+        self.engine = engine
+        self.gallery = gallery
+        self.loaded_model: str | None = None  # the model name as the user wrote it
+
+    def run(self, job: Job, post: Post) -> None:
+        try:
+            if job.is_load or job.model != self.loaded_model:
+                self._load(job, post)
+            if job.request is not None:
+                self._generate(job, post)
+        except GenerationCancelled:
+            post(JobCancelled(job.id))
+        except SdtuiError as exc:
+            post(JobFailed(job.id, exc.message, exc.hint))
+        except Exception as exc:  # anything else is shown, and the app goes on
+            log.exception("job %s failed", job.id)
+            post(JobFailed(job.id, f"{type(exc).__name__}: {exc}"))
+        finally:
+            post(JobFinished(job.id))
+
+    def _load(self, job: Job, post: Post) -> None:
+        post(JobStatus(job.id, f"loading {job.model}…"))
+        engine = self.engine.get()
+        started = time.monotonic()
+        self.loaded_model = None
+        loaded = engine.load(job.model, on_status=lambda text: post(JobStatus(job.id, str(text))))
+        self.loaded_model = job.model
+        post(
+            ModelLoaded(
+                job.id,
+                job.model,
+                str(getattr(loaded, "device", "?")),
+                str(getattr(loaded, "dtype", "?")),
+                float(getattr(loaded, "load_seconds", time.monotonic() - started)),
+                str(getattr(loaded, "notice", "") or ""),
+            )
+        )
+
+    def _generate(self, job: Job, post: Post) -> None:
+        assert job.request is not None
+        started = time.monotonic()
+        result = self.engine.get().generate(
+            job.request,
+            on_progress=lambda p: post(JobProgress(job.id, p)),
+            cancel=job.cancel,
+            on_image=lambda g: post(ImageReady(job.id, g)),
+        )
+        if job.cancel.cancelled:  # cancelled after the last step: still save nothing
+            raise GenerationCancelled()
+        gallery = self.gallery.get()
+        entries = [gallery.save(image, result) for image in result.images]
+        post(JobDone(job.id, result, entries, time.monotonic() - started))

@@ -1,0 +1,116 @@
+"""Themes as TOML data files: the built-in ones in `themes/`, the user's in the config folder.
+
+A file's keys are the fields of `textual.theme.Theme`; `[variables]` sets CSS
+variables. The chosen theme is remembered in `state.json` in the config folder.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from textual.theme import Theme
+
+from sdtui.config import config_dir, ensure_private_dir
+from sdtui.errors import ValidationError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+log = logging.getLogger(__name__)
+
+BUILTIN_THEMES_DIR = Path(__file__).resolve().parents[2] / "themes"
+DEFAULT_THEME = "sdtui-dark"
+_STATE_FILE = "state.json"
+_FIELDS = {f.name: f for f in dataclasses.fields(Theme)}
+_COLOR_FIELDS = {name for name in _FIELDS if name not in ("name", "dark", "variables", "ansi")} - {
+    "luminosity_spread",
+    "text_alpha",
+}
+
+
+def user_themes_dir() -> Path:
+    return config_dir() / "themes"
+
+
+def theme_from_toml(path: Path) -> Theme:
+    """Read one theme file; ValidationError says what is wrong with it."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ValidationError(f"theme {path.name}", f"cannot be read: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ValidationError(f"theme {path.name}", f"is not valid TOML: {exc}") from None
+    data.setdefault("name", path.stem)
+    unknown = sorted(set(data) - set(_FIELDS))
+    if unknown:
+        raise ValidationError(f"theme {path.name}", f"has unknown keys: {', '.join(unknown)}")
+    if "primary" not in data:
+        raise ValidationError(f"theme {path.name}", "needs a primary colour")
+    for key, value in data.items():
+        if key in _COLOR_FIELDS and not isinstance(value, str):
+            raise ValidationError(f"theme {path.name}", f"{key} must be a colour string")
+    if not isinstance(data.get("variables", {}), dict):
+        raise ValidationError(f"theme {path.name}", "[variables] must be a table")
+    theme = Theme(**data)
+    try:
+        theme.to_color_system()  # parses every colour now, not on first paint
+    except Exception as exc:
+        raise ValidationError(f"theme {path.name}", f"has a bad colour: {exc}") from None
+    return theme
+
+
+def load_themes(folders: list[Path] | None = None) -> tuple[list[Theme], list[str]]:
+    """Every theme in the built-in and user folders (later ones win), plus problems found."""
+    if folders is None:
+        folders = [BUILTIN_THEMES_DIR, user_themes_dir()]
+    themes: dict[str, Theme] = {}
+    problems: list[str] = []
+    for folder in folders:
+        if not folder.is_dir():
+            continue
+        for path in sorted(folder.glob("*.toml")):
+            try:
+                theme = theme_from_toml(path)
+            except ValidationError as exc:
+                problems.append(str(exc))
+                continue
+            themes[theme.name] = theme
+    return list(themes.values()), problems
+
+
+def remembered_theme() -> str | None:
+    try:
+        data = json.loads((config_dir() / _STATE_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    theme = data.get("theme") if isinstance(data, dict) else None
+    return theme if isinstance(theme, str) and theme else None
+
+
+def remember_theme(name: str) -> None:
+    """Store the theme in the state file (atomically, keeping other keys)."""
+    folder = ensure_private_dir(config_dir())
+    path = folder / _STATE_FILE
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(data, dict):
+            data = {}
+    except (OSError, ValueError):
+        data = {}
+    data["theme"] = name
+    fd, tmp = tempfile.mkstemp(prefix=".state-", dir=folder)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(data, fh)
+        os.replace(tmp, path)
+    except OSError:
+        log.warning("could not remember the theme in %s", path, exc_info=True)
+        Path(tmp).unlink(missing_ok=True)
