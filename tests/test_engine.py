@@ -243,3 +243,27 @@ def test_device_and_dtype_choice():
         assert "cuda" in str(info.value) and "--device cpu" in str(info.value)
     with pytest.raises(ValidationError):
         choose_dtype("cpu", "fp8")
+
+
+def test_one_job_at_a_time(engine, request_for):
+    import threading
+
+    events: list[tuple[str, int]] = []
+    first_started = threading.Event()
+
+    def run(name: str) -> None:
+        def on_progress(progress: StepProgress) -> None:
+            events.append((name, progress.step))
+            first_started.set()
+
+        engine.generate(request_for(steps=6), on_progress=on_progress)
+
+    first = threading.Thread(target=run, args=("first",))
+    first.start()
+    first_started.wait(timeout=60)
+    second = threading.Thread(target=run, args=("second",))
+    second.start()
+    first.join(timeout=120)
+    second.join(timeout=120)
+    # The second request waited for the whole first one: no interleaved steps.
+    assert events == [("first", s) for s in range(1, 7)] + [("second", s) for s in range(1, 7)]

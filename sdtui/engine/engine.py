@@ -66,7 +66,8 @@ class Engine:
         # None: the `preview` setting of `performance` (off when no options are given).
         self.preview = preview if preview is not None else getattr(performance, "preview", "off")
         self.load_count = 0  # pipelines read from disk, for tests and the status line
-        self._lock = threading.Lock()
+        # Re-entrant, so a progress or image callback may call back into the engine.
+        self._lock = threading.RLock()
         self._pipe: Any = None
         self._source_key: tuple[Any, ...] | None = None
         self._loaded: LoadedModel | None = None
@@ -128,11 +129,17 @@ class Engine:
         pipe = loader.load_pipeline(
             source, devices.torch_dtype(self.dtype), self.allow_pickle, config=config
         )
-        status(f"moving the model to {self.device}")
-        with loader.explain_load_errors(source):
-            pipe = pipe.to(self.device)
-        pipe.set_progress_bar_config(disable=True)
-        notes = tuple(self._apply_performance(pipe))
+        try:
+            status(f"moving the model to {self.device}")
+            with loader.explain_load_errors(source):
+                pipe = pipe.to(self.device)
+            pipe.set_progress_bar_config(disable=True)
+            notes = tuple(self._apply_performance(pipe))
+        except BaseException:
+            # Half-moved weights would otherwise hold GPU memory until the next load.
+            del pipe
+            loader.free_device_memory(self.device)
+            raise
         self.load_count += 1
         family = source.entry.family if source.entry else loader.family_of_pipeline(pipe)
         if family not in ("sd1", "sd2", "sdxl"):
