@@ -381,3 +381,13 @@ def test_hand_deleted_folder(gallery: Gallery, gallery_dir: Path) -> None:
     shutil.rmtree(old.parent)
     assert gallery.sync().removed == 1
     assert indexed_paths(gallery) == image_files(gallery_dir)
+
+
+def test_relevance_sort_puts_the_best_match_first(gallery: Gallery) -> None:
+    once = save(gallery, "a red barn in a field of wheat", seed=1)
+    many = save(gallery, "red red red roses, red petals", seed=2)
+    save(gallery, "a blue lake", seed=3)
+    assert [e.id for e in gallery.list(search="red", sort="relevance")] == [many.id, once.id]
+    assert [e.id for e in gallery.list(search="red")] == [many.id, once.id]  # newest first
+    gallery.set_favorite(once.id, True)
+    assert [e.id for e in gallery.list(search="red", sort="relevance", favorites=True)] == [once.id]

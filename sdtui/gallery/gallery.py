@@ -358,17 +358,27 @@ class Gallery:
         if limit < 0 or offset < 0:
             raise ValidationError("limit", "limit and offset must not be negative")
         where, params = _filters(search, favorites, model, since, until)
-        if sort == "relevance" and params and _fts_query(search):
-            order = (
-                "ORDER BY (SELECT bm25(images_fts) FROM images_fts "
-                "WHERE images_fts MATCH ? AND rowid = images.id), created DESC"
+        query = _fts_query(search)
+        columns = ", ".join(f"images.{c.strip()}" for c in SELECT_COLUMNS.split(","))
+        if sort == "relevance" and query:
+            # Joined so that FTS5 ranks the matches itself (bm25).
+            where, params = _filters("", favorites, model, since, until)
+            extra = where.replace("WHERE ", "AND ", 1) if where else ""
+            sql = (
+                f"SELECT {columns} FROM images_fts JOIN images ON images.id = images_fts.rowid "
+                f"WHERE images_fts MATCH ? {extra} "
+                "ORDER BY images_fts.rank, images.created DESC LIMIT ? OFFSET ?"
             )
-            params = [*params, _fts_query(search)]
-        elif sort == "oldest":
-            order = "ORDER BY created ASC, id ASC"
+            params = [query, *params]
         else:
-            order = "ORDER BY created DESC, id DESC"
-        sql = f"SELECT {SELECT_COLUMNS} FROM images {where} {order} LIMIT ? OFFSET ?"
+            direction = "ASC" if sort == "oldest" else "DESC"
+            # With only a word search, walking the date index and stopping at the
+            # page's last match beats sorting every match (common words: 30% of rows).
+            hint = "INDEXED BY images_created" if query and not (favorites or model) else ""
+            sql = (
+                f"SELECT {columns} FROM images {hint} {where} "
+                f"ORDER BY created {direction}, id {direction} LIMIT ? OFFSET ?"
+            )
         rows = self._db(lambda index: index.query(sql, [*params, limit, offset]))
         return [entry_from_row(self.root, row) for row in rows]
 
@@ -380,10 +390,15 @@ class Gallery:
         since: datetime | date | float | None = None,
         until: datetime | date | float | None = None,
     ) -> int:
-        where, params = _filters(search, favorites, model, since, until)
-        row = self._db(
-            lambda index: index.query_one(f"SELECT count(*) FROM images {where}", params)
-        )
+        """How many entries match (what `list` would page through)."""
+        query = _fts_query(search)
+        if query and not (favorites or model or since is not None or until is not None):
+            # The search table holds exactly one row per image: count there, no lookups.
+            sql, params = "SELECT count(*) FROM images_fts WHERE images_fts MATCH ?", [query]
+        else:
+            where, params = _filters(search, favorites, model, since, until)
+            sql = f"SELECT count(*) FROM images {where}"
+        row = self._db(lambda index: index.query_one(sql, params))
         return int(row[0]) if row else 0
 
     def get(self, entry_id: int) -> GalleryEntry | None:
