@@ -25,8 +25,8 @@ class GatedEngine:
     """The real engine, with a gate that holds a generation after its first step,
     and a record of the prompts it was asked for, in order."""
 
-    def __init__(self, settings: Any) -> None:
-        self.real = default_engine_factory(settings, preview="off")
+    def __init__(self, settings: Any, preview: str = "off") -> None:
+        self.real = default_engine_factory(settings, preview=preview)
         self.gate = threading.Event()
         self.gate.set()
         self.prompts: list[str] = []
@@ -56,9 +56,9 @@ def engines() -> list[GatedEngine]:
 
 @pytest.fixture
 def make_app(demo_model_dir: Path, engines: list[GatedEngine]):  # noqa: ANN201
-    def make(**overrides: Any) -> SdtuiApp:
+    def make(preview: str = "off", **overrides: Any) -> SdtuiApp:
         def factory(settings: Any) -> GatedEngine:
-            engine = GatedEngine(settings)
+            engine = GatedEngine(settings, preview)
             engines.append(engine)
             return engine
 
@@ -482,3 +482,31 @@ async def test_history_is_loaded_from_the_gallery_at_start(
         assert second.history.entries[0].request.prompt == "remember me"
         await pilot.press("ctrl+up")
         assert second.prompt_editor.text == "remember me"
+
+
+async def test_live_step_previews_show_while_generating(make_app: Any, engines: list) -> None:
+    app = make_app(preview="latent")
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: bool(engines))
+        await idle(pilot, app)
+        engines[0].gate.clear()
+        await type_prompt(pilot, app, "watch it form")
+        await set_field(pilot, app, "steps", "4")
+        app.prompt_editor.focus()
+        await pilot.press("ctrl+g")
+        caption = app.preview.query_one("#caption")
+        await wait_until(pilot, lambda: "step 1/4" in str(caption.render()))
+        assert isinstance(app.preview.source, Image.Image)
+        engines[0].gate.set()
+        await wait_until(pilot, lambda: len(app.history.entries) == 1)
+
+
+@pytest.mark.parametrize(
+    ("renderer", "widget"),
+    [("unicode", "UnicodeImage"), ("halfcell", "HalfcellImage"), ("tgp", "TGPImage")],
+)
+async def test_renderer_can_be_forced(make_app: Any, renderer: str, widget: str) -> None:
+    app = make_app(renderer=renderer)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        assert type(app.preview.query_one("#image")).__name__ == widget

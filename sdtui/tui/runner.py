@@ -33,20 +33,19 @@ log = logging.getLogger(__name__)
 Post = Callable[[Message], Any]
 
 
-def default_engine_factory(settings: Settings, preview: str = "latent") -> Any:
-    from sdtui.engine import Engine
+def default_engine_factory(settings: Settings, preview: str | None = None) -> Any:
+    """The engine with the speed settings of the config's [performance] table and
+    SDTUI_* variables; `preview` None keeps their live preview choice (latent by default)."""
+    from sdtui.engine import Engine, performance
 
-    try:
-        return Engine(
-            device=settings.device,
-            dtype=settings.dtype,
-            allow_pickle=settings.allow_pickle,
-            preview=preview,
-        )
-    except TypeError:  # an engine without step previews
-        return Engine(
-            device=settings.device, dtype=settings.dtype, allow_pickle=settings.allow_pickle
-        )
+    options = performance.performance_from_settings(settings)
+    return Engine(
+        device=settings.device,
+        dtype=settings.dtype,
+        allow_pickle=settings.allow_pickle,
+        performance=options,
+        preview=preview,
+    )
 
 
 def default_gallery_factory(settings: Settings) -> Any:
