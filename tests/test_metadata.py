@@ -451,3 +451,24 @@ def test_any_text_chunks_give_metadata(texts: dict[str, str]) -> None:
         meta.request()
     except ValidationError:
         pass
+
+
+def test_a1111_jpeg_with_exif_user_comment(tmp_path: Path) -> None:
+    # A1111 saves JPEG/WebP settings as an EXIF UserComment in UTF-16 ("UNICODE" prefix).
+    for suffix, fmt in ((".jpg", "JPEG"), (".webp", "WEBP")):
+        exif = Image.Exif()
+        exif.get_ifd(0x8769)[0x9286] = b"UNICODE\0" + A1111_TEXT.encode("utf-16-be")
+        path = tmp_path / f"a1111{suffix}"
+        Image.new("RGB", (512, 768)).save(path, format=fmt, exif=exif)
+        meta = read_metadata(path)
+        assert meta.source == "a1111", fmt
+        assert meta.seed == 3052467845 and meta.extras["Model hash"] == "6ce0161689"
+
+
+def test_incomplete_sdtui_record_falls_back_to_parameters() -> None:
+    record = json.dumps({"request": {"steps": 5}, "seed": 3})
+    meta = metadata_from_texts({"sdtui": record, "parameters": A1111_TEXT})
+    assert meta.source == "a1111" and meta.seed == 3052467845
+    hand_edited = json.dumps({"request": {"prompt": "x", "steps": 5000}, "seed": 3})
+    with pytest.raises(ValidationError, match="steps"):
+        metadata_from_texts({"sdtui": hand_edited}).request()

@@ -102,12 +102,15 @@ class Gallery:
 
     def _open_index(self) -> GalleryIndex:
         try:
-            index = GalleryIndex(self.index_path)
-        except IndexDamagedError as exc:
-            log.warning("gallery index %s is damaged (%s); rebuilding it", self.index_path, exc)
-            self._move_damaged_index()
-            self.recovered = True
-            index = GalleryIndex(self.index_path)
+            try:
+                index = GalleryIndex(self.index_path)
+            except IndexDamagedError as exc:
+                log.warning("gallery index %s is damaged (%s); rebuilding it", self.index_path, exc)
+                self._move_damaged_index()
+                self.recovered = True
+                index = GalleryIndex(self.index_path)
+        except (sqlite3.Error, IndexDamagedError) as exc:
+            raise GalleryError(f"cannot open the gallery index {self.index_path}: {exc}") from None
         try:
             os.chmod(self.index_path, 0o600)
         except OSError:
@@ -134,7 +137,7 @@ class Gallery:
             log.warning("gallery index damaged (%s); rebuilding it from the files", exc)
         self._index.close()
         self._move_damaged_index()
-        self._index = GalleryIndex(self.index_path)
+        self._index = self._open_index()
         self.recovered = True
         self.sync()
         return action(self._index)
@@ -192,9 +195,16 @@ class Gallery:
         meta = metadata_from_texts({"sdtui": json.dumps(record, ensure_ascii=False)})
         stat = path.stat()
         row = row_from_metadata(self._rel(path), stat.st_size, stat.st_mtime_ns, meta)
-        self._db(lambda index: index.add_rows([row]))
-        entry = self.entry_for_path(path)
-        assert entry is not None  # just indexed
+        try:
+            self._db(lambda index: index.add_rows([row]))
+            entry = self.entry_for_path(path)
+        except GalleryError as exc:
+            # The PNG is safe on disk; the next sync will list it.
+            raise SaveError(
+                f"saved {path}, but could not add it to the gallery index: {exc}"
+            ) from None
+        if entry is None:
+            raise SaveError(f"saved {path}, but the gallery index did not take it")
         return entry
 
     # -- keeping the index in step with the files -----------------------------------

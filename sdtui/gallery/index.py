@@ -185,9 +185,8 @@ class GalleryIndex:
             conn.execute("SELECT max(id) FROM images").fetchone()
         except sqlite3.Error as exc:
             conn.close()
-            if isinstance(exc, sqlite3.OperationalError) and not _is_damage(exc):
-                if "locked" in str(exc) or "busy" in str(exc):
-                    raise
+            if not _is_damage(exc):
+                raise  # locked, read-only, cannot open: not something a rebuild fixes
             raise IndexDamagedError(str(exc)) from exc
         except IndexDamagedError:
             conn.close()

@@ -69,7 +69,10 @@ class ImageMetadata:
         Raises ValidationError when the file holds no prompt or out-of-range values.
         """
         if self.request_dict is not None:
-            return GenerationRequest.from_dict(self.request_dict)
+            try:
+                return GenerationRequest.from_dict(self.request_dict)
+            except TypeError as exc:  # a hand-edited record missing a field
+                raise ValidationError("image", f"holds an incomplete request ({exc})") from None
         if not self.prompt.strip():
             raise ValidationError("image", "holds no prompt to make it again")
         extras = dict(self.extras)
@@ -188,10 +191,8 @@ def read_text_chunks(path: Path) -> tuple[dict[str, str], tuple[int, int], str]:
         raise ImageReadError(f"{path}: damaged or unreadable image ({exc})") from None
     texts: dict[str, str] = {}
     for key, value in info.items():
-        if isinstance(value, bytes):
-            value = value.decode("utf-8", "replace")
         if not isinstance(key, str) or not isinstance(value, str):
-            continue  # gamma, dpi, icc profiles, ...
+            continue  # gamma, dpi, icc profiles, raw exif, ...
         if len(value) > MAX_TEXT_CHARS:
             log.warning("%s: ignoring the %r text chunk (%d characters)", path, key, len(value))
             continue
@@ -313,7 +314,7 @@ def _text(value: Any) -> str:
 def _from_sdtui(text: str) -> ImageMetadata | None:
     record = _json_object(text)
     request = record.get("request") if record else None
-    if not isinstance(request, dict):
+    if not isinstance(request, dict) or not isinstance(request.get("prompt"), str):
         return None
     extras = request.get("extras")
     info = {k: v for k, v in record.items() if k != "request"}
