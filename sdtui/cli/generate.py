@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from sdtui.cli import common
+from sdtui.cli import common, prompt_options
 from sdtui.engine import performance
 from sdtui.errors import GenerationCancelled
 
@@ -43,6 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     common.add_gallery_argument(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON object per saved image")
     performance.add_performance_arguments(parser)
+    prompt_options.add_prompt_arguments(parser)
 
 
 def _seed(text: str | None) -> str | None:
@@ -145,6 +146,7 @@ def run(args: argparse.Namespace) -> int:
     settings = common.settings_from_args(args)
     # Bad input stops here, before anything is loaded or written.
     request = build_request(args, settings.model)
+    job = prompt_options.prepare_job(args, request, settings)
     options = performance.performance_from_settings(settings, args)
     gallery = Gallery(settings.gallery)
     _quiet_libraries()
@@ -160,20 +162,29 @@ def run(args: argparse.Namespace) -> int:
         preview="off",  # nothing here would show the frames
     )
     saved: list[Any] = []
-    with _ProgressBar(request.count) as bar:
-        notice = resolve_model_name(request.model).notice
+    results: list[Any] = []
+    prompt_options.print_notes(job)
+    with _ProgressBar(job.image_count) as bar:
+        model = job.requests[0].model  # a preset may name another model
+        notice = resolve_model_name(model).notice
         if notice:  # said before loading, so it shows even when the load fails
             bar.print(f"sdtui: {notice}")
-        loaded = engine.load(request.model, on_status=bar.status, config=args.model_config)
+        loaded = engine.load(model, on_status=bar.status, config=args.model_config)
         if loaded.notes:
             bar.status(", ".join(loaded.notes))
         if args.width is None or args.height is None:
-            # Sizes not given: the model's own (for folders and files, read from its config).
+            # Sizes not given: the model's own (for folders and files, read from its config);
+            # a size set by a style, preset or grid axis stays.
             width, height = loaded.native_size
-            request = request.replace(
-                width=args.width if args.width is not None else width,
-                height=args.height if args.height is not None else height,
-            )
+            job.requests = [
+                r.replace(
+                    width=width if args.width is None and r.width == request.width else r.width,
+                    height=height
+                    if args.height is None and r.height == request.height
+                    else r.height,
+                )
+                for r in job.requests
+            ]
         last = time.perf_counter()
 
         def on_image(generated: Any) -> None:
@@ -191,11 +202,31 @@ def run(args: argparse.Namespace) -> int:
         cancel = CancelToken()
         try:
             with _cancel_on_interrupt(cancel):
-                engine.generate(request, on_progress=bar.step, cancel=cancel, on_image=on_image)
+                for item in job.requests:
+                    results.append(
+                        engine.generate(
+                            item, on_progress=bar.step, cancel=cancel, on_image=on_image
+                        )
+                    )
         except (KeyboardInterrupt, GenerationCancelled):
-            bar.print(f"sdtui: interrupted; {len(saved)} of {request.count} images saved")
+            bar.print(f"sdtui: interrupted; {len(saved)} of {job.image_count} images saved")
             return 130
+    if job.plan is not None:
+        _save_grid(job.plan, results, gallery, args)
     return 0
+
+
+def _save_grid(plan: Any, results: list[Any], gallery: Any, args: argparse.Namespace) -> None:
+    """Lay the finished cells out in one labelled picture and save it too."""
+    from sdtui.prompts.grid import assemble_grid, save_grid
+
+    grid = assemble_grid(plan, [r.images[0].image for r in results])
+    entry = save_grid(gallery, plan, grid, results)
+    if args.json:
+        line = {"path": str(entry.path), "grid": plan.describe(), "seed": entry.seed}
+        print(json.dumps(line), flush=True)
+    else:
+        print(entry.path, flush=True)
 
 
 @contextlib.contextmanager
