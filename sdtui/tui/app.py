@@ -85,7 +85,7 @@ class StudioScreen(Screen[None]):
         yield StatusPanel(
             self.settings.model, self.settings.device, str(self.settings.gallery), id="status"
         )
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.query_one("#prompt", TextArea).focus()
@@ -160,11 +160,17 @@ class SdtuiApp(App[None]):
             if self._requested_theme:
                 self.show_error(f"theme {wanted!r} is unknown; using {themes.DEFAULT_THEME}")
             wanted = themes.DEFAULT_THEME
-        if wanted in self.available_themes:
-            self.theme = wanted
+            if wanted not in self.available_themes:  # the theme files are missing
+                wanted = "textual-dark"
+        self._start_theme: str | None = wanted
+        self.theme = wanted
         self.theme_changed_signal.subscribe(self, self._remember_theme)
 
     def _remember_theme(self, theme: Theme) -> None:
+        if theme.name == self._start_theme:  # the choice made at start, not a change
+            self._start_theme = None
+            return
+        self._start_theme = None
         if theme.name != themes.remembered_theme():
             themes.remember_theme(theme.name)
 
@@ -175,6 +181,10 @@ class SdtuiApp(App[None]):
         if keymap:
             self.set_keymap(keymap)
             self.keys.update(keymap)
+
+    def reload_history(self) -> None:
+        """Read the history from the gallery again (after it changed elsewhere)."""
+        self._load_history()
 
     @work(thread=True, exit_on_error=False, group="history", name="history")
     def _load_history(self) -> None:
@@ -345,6 +355,8 @@ class SdtuiApp(App[None]):
 
     def on_history_loaded(self, message: HistoryLoaded) -> None:
         entries = message.entries
+        if [e.id for e in entries] == [e.id for e in self.history.entries]:
+            return
         self.history.set_entries(entries)
         self.recall.extend_older(_entry_prompt(e) for e in entries)
         if entries:

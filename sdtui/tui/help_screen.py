@@ -13,6 +13,20 @@ from sdtui.tui.keys import KEY_ACTIONS
 
 
 class HelpScreen(ModalScreen[None]):
+    DEFAULT_CSS = """
+    HelpScreen {
+        align: center middle;
+    }
+    HelpScreen #help-body {
+        width: 90%;
+        max-width: 96;
+        height: auto;
+        max-height: 90%;
+        border: round $primary;
+        background: $surface;
+        padding: 0 1;
+    }
+    """
     BINDINGS = [Binding("escape,f1,q,question_mark", "dismiss", "Close", show=True)]
 
     def __init__(self, keys: dict[str, str]) -> None:
@@ -21,7 +35,7 @@ class HelpScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         table = Table(title="sdtui keys", expand=True, show_edge=False)
-        table.add_column("Key", style="bold", no_wrap=True)
+        table.add_column("Key", style="bold", no_wrap=True, width=18)
         table.add_column("Action")
         for action in KEY_ACTIONS:
             table.add_row(self.keys.get(action.action, action.key), action.help)

@@ -43,7 +43,7 @@ KEY_ACTIONS: tuple[KeyAction, ...] = (
     KeyAction("prompt_newer", "ctrl+down", "Newer prompt", "Recall the next prompt", False),
     KeyAction("remix", "f5", "Remix", "Load every setting of the selected history entry"),
     KeyAction(
-        "variations", "f6", "Variations", "Queue 4 images with the selected entry's settings"
+        "variations", "f4", "Variations", "Queue 4 images with the selected entry's settings"
     ),
     KeyAction("focus_history", "f2", "History", "Move to the history list", False),
     KeyAction("focus_prompt", "f3", "Prompt", "Move to the prompt editor", False),

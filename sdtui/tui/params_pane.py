@@ -52,7 +52,7 @@ class ParamsPane(Grid):
         yield Label("Seed")
         yield Input("", id="seed", placeholder="random", restrict=r"[0-9]*")
         yield Label("")
-        yield Checkbox("Lock seed", id="seed_lock")
+        yield Checkbox(_lock_label(False), id="seed_lock")
         yield Label("Width")
         yield Input(str(width), id="width", restrict=r"[0-9]*")
         yield Label("Height")
@@ -143,6 +143,9 @@ class ParamsPane(Grid):
         self.set_value("height", height)
         return width, height
 
+    def on_checkbox_changed(self, event: Checkbox.Changed) -> None:
+        event.checkbox.label = _lock_label(event.value)
+
     def on_input_changed(self, event: Input.Changed) -> None:
         if event.input.id in ("width", "height"):
             self._update_shape()
@@ -151,6 +154,10 @@ class ParamsPane(Grid):
         width, height = _parse_int(self.value("width"), 0), _parse_int(self.value("height"), 0)
         text = shape_name(width, height) if width and height else ""
         self.query_one("#shape", Label).update(text)
+
+
+def _lock_label(locked: bool) -> str:
+    return "locked" if locked else "new each time"
 
 
 def _parse_int(text: str, default: int) -> int:

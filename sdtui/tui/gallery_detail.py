@@ -1,0 +1,191 @@
+"""Large views: one image with all its settings, and two images compared side by side.
+
+Images are decoded on a worker thread, so a large PNG never stalls the keys.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.table import Table
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+
+from sdtui.tui.gallery_keys import DETAIL_KEYS, bindings
+from sdtui.tui.gallery_settings import DIFF_STYLE, compare_rows, settings_rows, word_diff
+from sdtui.tui.preview import RENDERERS
+
+MAX_SIDE = 2048  # decoded size cap: a terminal shows far fewer pixels
+
+
+def image_widget(app: Any, widget_id: str) -> Any:
+    renderer = getattr(app, "renderer", "auto")
+    return RENDERERS.get(renderer, RENDERERS["auto"])(id=widget_id)
+
+
+def settings_text(entry: Any) -> Text:
+    """Every setting, one per line, values literal (prompts may span lines)."""
+    text = Text()
+    for label, value in settings_rows(entry):
+        text.append(f"{label}: ", style="bold")
+        text.append(value or "—")
+        text.append("\n")
+    text.rstrip()
+    return text
+
+
+@dataclass
+class ImageDecoded(Message):
+    widget_id: str
+    image: Any  # a PIL image, or None when the file could not be read
+    error: str = ""
+
+
+class ImageLoading:
+    """Decode images off the UI thread and show them in the named image widgets."""
+
+    @work(thread=True, exit_on_error=False, group="gallery-image")
+    def load_image(self, widget_id: str, path: Path) -> None:
+        from PIL import Image
+
+        try:
+            with Image.open(path) as im:
+                im.draft("RGB", (MAX_SIDE, MAX_SIDE))
+                im.thumbnail((MAX_SIDE, MAX_SIDE))
+                image = im.convert("RGB")
+        except (OSError, ValueError, Image.DecompressionBombError) as exc:
+            self.post_message(ImageDecoded(widget_id, None, str(exc)))  # type: ignore[attr-defined]
+            return
+        self.post_message(ImageDecoded(widget_id, image))  # type: ignore[attr-defined]
+
+    def on_image_decoded(self, message: ImageDecoded) -> None:
+        try:
+            widget = self.query_one(f"#{message.widget_id}")  # type: ignore[attr-defined]
+        except Exception:
+            return
+        if message.image is not None:
+            widget.image = message.image
+        else:
+            self.notify(  # type: ignore[attr-defined]
+                f"cannot show the image: {message.error}", severity="warning", markup=False
+            )
+
+
+class GalleryDetailScreen(ImageLoading, Screen[None]):
+    """One image large, with every setting beside it."""
+
+    BINDINGS = bindings(DETAIL_KEYS)
+    DEFAULT_CSS = """
+    GalleryDetailScreen #detail-body { height: 1fr; }
+    GalleryDetailScreen #detail-image { width: 2fr; height: 1fr; }
+    GalleryDetailScreen #detail-side {
+        width: 1fr; min-width: 40; border: round $panel-lighten-2; padding: 0 1;
+    }
+    """
+
+    def __init__(self, entry: Any, owner: Any) -> None:
+        super().__init__()
+        self.entry = entry
+        self.owner = owner  # the gallery screen: it does the actions
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="detail-body"):
+            yield image_widget(self.app, "detail-image")
+            with VerticalScroll(id="detail-side"):
+                yield Static(settings_text(self.entry), id="detail-settings")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.title = self.entry.path.name
+        self.load_image("detail-image", self.entry.path)
+
+    def show_entry(self, entry: Any) -> None:
+        self.entry = entry
+        self.query_one("#detail-settings", Static).update(settings_text(entry))
+
+    def action_favorite(self) -> None:
+        entry = self.owner.toggle_favorite(self.entry)
+        if entry is not None:
+            self.show_entry(entry)
+
+    def action_copy(self) -> None:
+        self.owner.copy_settings(self.entry)
+
+    def action_remix(self) -> None:
+        self.owner.remix(self.entry)
+
+    def action_back(self) -> None:
+        self.dismiss()
+
+
+def compare_table(left: Any, right: Any) -> Table:
+    """The settings of two entries; rows that differ marked ≠ and highlighted."""
+    table = Table(expand=True, show_edge=False, show_lines=False)
+    table.add_column("", width=1, no_wrap=True)
+    table.add_column("Setting", style="bold", no_wrap=True)
+    table.add_column("Left (marked)", ratio=1)
+    table.add_column("Right (highlighted)", ratio=1)
+    for row in compare_rows(left, right):
+        if row.label in ("Prompt", "Negative prompt") and row.differs:
+            a, b = word_diff(row.left, row.right)
+            table.add_row("≠", row.label, a, b)
+        elif row.differs:
+            table.add_row(
+                "≠",
+                Text(row.label, style=DIFF_STYLE),
+                Text(row.left or "—", style=DIFF_STYLE),
+                Text(row.right or "—", style=DIFF_STYLE),
+            )
+        else:
+            table.add_row("", row.label, Text(row.left or "—"), Text(row.right or "—"))
+    return table
+
+
+class GalleryCompareScreen(ImageLoading, Screen[None]):
+    """Two images side by side, and their settings with the differences highlighted."""
+
+    BINDINGS = [Binding("escape,q", "back", "Back", show=True, id="back")]
+    DEFAULT_CSS = """
+    GalleryCompareScreen #compare-images { height: 1fr; }
+    GalleryCompareScreen .compare-side {
+        width: 1fr; border: round $panel-lighten-2; align: center middle;
+    }
+    GalleryCompareScreen .compare-side > Static { height: 1; color: $text-muted; }
+    GalleryCompareScreen #compare-table { height: auto; max-height: 50%; }
+    """
+
+    def __init__(self, left: Any, right: Any) -> None:
+        super().__init__()
+        self.left = left
+        self.right = right
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="compare-images"):
+            for side, entry in (("left", self.left), ("right", self.right)):
+                with Vertical(classes="compare-side"):
+                    yield image_widget(self.app, f"compare-{side}")
+                    yield Static(Text(entry.path.name, no_wrap=True, overflow="ellipsis"))
+        with VerticalScroll(id="compare-table"):
+            yield Static(compare_table(self.left, self.right))
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.title = "Compare"
+        self.load_image("compare-left", self.left.path)
+        self.load_image("compare-right", self.right.path)
+
+    @property
+    def differing(self) -> list[str]:
+        """The settings that differ (what the ≠ rows show)."""
+        return [row.label for row in compare_rows(self.left, self.right) if row.differs]
+
+    def action_back(self) -> None:
+        self.dismiss()

@@ -1,0 +1,115 @@
+"""The gallery screens' keys: one table for the footer, the help screen and the palette."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from functools import partial
+
+from rich.table import Table
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.command import DiscoveryHit, Hit, Hits, Provider
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Static
+
+from sdtui.tui.keys import KeyAction
+
+# Not priority bindings: letters typed in the search field stay in the search field.
+GALLERY_KEYS: tuple[KeyAction, ...] = (
+    KeyAction("search", "slash", "Search", "Search prompts as you type (enter or ↓ back to list)"),
+    KeyAction("open", "enter", "Open", "Show the image large with all its settings", True, False),
+    KeyAction("favorite", "f", "Fav", "Mark or unmark the image as a favourite", True, False),
+    KeyAction("copy", "c", "Copy", "Copy the settings (A1111 parameters text)", True, False),
+    KeyAction("remix", "r", "Remix", "Load the settings into the prompt editor", True, False),
+    KeyAction("delete", "delete,d", "Delete", "Move the image to the trash", True, False),
+    KeyAction("undo", "u", "Undo", "Put the last deleted image back", True, False),
+    KeyAction("mark", "space", "Mark", "Pick the image to compare with another", True, False),
+    KeyAction(
+        "compare", "equals_sign", "Compare", "Compare the marked and highlighted images", True, False
+    ),
+    KeyAction("favorites_only", "asterisk", "Favs only", "Show only favourites", True, False),
+    KeyAction("cycle_model", "m", "Model", "Show one model's images (cycles)", True, False),
+    KeyAction("cycle_period", "t", "Date", "Show today, 7, 30 or 365 days", True, False),
+    KeyAction("toggle_sort", "o", "Sort", "Newest or oldest first", True, False),
+    KeyAction("back", "escape", "Back", "Leave the search field, or the gallery", True, False),
+    KeyAction("help", "f1,question_mark", "Help", "Show the gallery keys", True, False),
+)
+
+DETAIL_KEYS: tuple[KeyAction, ...] = (
+    KeyAction("favorite", "f", "Fav", "Mark or unmark the image as a favourite", True, False),
+    KeyAction("copy", "c", "Copy", "Copy the settings (A1111 parameters text)", True, False),
+    KeyAction("remix", "r", "Remix", "Load the settings into the prompt editor", True, False),
+    KeyAction("back", "escape,q", "Back", "Back to the gallery list", True, False),
+)
+
+
+def bindings(keys: Iterable[KeyAction]) -> list[Binding]:
+    return [
+        Binding(k.key, k.action, k.description, show=k.show, priority=k.priority, id=k.action)
+        for k in keys
+    ]
+
+
+def _key_label(key: str) -> str:
+    names = {"slash": "/", "equals_sign": "=", "asterisk": "*", "question_mark": "?"}
+    return " / ".join(names.get(part, part) for part in key.split(","))
+
+
+class GalleryHelpScreen(ModalScreen[None]):
+    """Every gallery key, as the footer shows them, with a line each."""
+
+    BINDINGS = [Binding("escape,f1,q,question_mark", "dismiss", "Close", show=True)]
+    DEFAULT_CSS = """
+    GalleryHelpScreen {
+        align: center middle;
+    }
+    GalleryHelpScreen > VerticalScroll {
+        width: 90;
+        max-width: 95%;
+        height: auto;
+        max-height: 90%;
+        border: round $primary;
+        background: $surface;
+        padding: 0 1;
+    }
+    """
+
+    def compose(self) -> ComposeResult:
+        table = Table(title="Gallery keys", expand=True, show_edge=False)
+        table.add_column("Key", style="bold", no_wrap=True)
+        table.add_column("Action")
+        for action in GALLERY_KEYS:
+            table.add_row(_key_label(action.key), action.help)
+        table.add_row("↑ ↓ pgup pgdn home end", "Move through the list (or the mouse wheel)")
+        table.add_row("In the large view", "f favourite · c copy · r remix · escape back")
+        with VerticalScroll():
+            yield Static(table)
+            yield Static("Escape closes.", markup=False)
+
+
+class GalleryCommands(Provider):
+    """The gallery actions in the command palette (ctrl+p) while the gallery is open."""
+
+    def _commands(self) -> list[tuple[str, str, str]]:
+        return [
+            (f"Gallery: {k.description}", k.help, k.action)
+            for k in GALLERY_KEYS
+            if k.action not in ("back", "help")
+        ]
+
+    async def discover(self) -> Hits:
+        for name, help_text, action in self._commands():
+            yield DiscoveryHit(name, partial(self.screen.run_action, action), help=help_text)
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        for name, help_text, action in self._commands():
+            score = matcher.match(name)
+            if score > 0:
+                yield Hit(
+                    score,
+                    matcher.highlight(name),
+                    partial(self.screen.run_action, action),
+                    help=help_text,
+                )

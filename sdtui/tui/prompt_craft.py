@@ -1,0 +1,84 @@
+"""Prompt craft in the app: expansion and style keys, and turning the editor's
+request into the requests to queue (styles applied, wildcards resolved).
+
+`PromptCraftMixin` goes before `App` in the app's bases; it needs the app's
+`settings`, `prompt_editor`, `show_error` and `notify`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sdtui.errors import ValidationError
+from sdtui.params import GenerationRequest
+from sdtui.prompts.expand import ExpandSettings
+from sdtui.prompts.prepare import prepare_requests
+from sdtui.prompts.syntax import parse_weighted
+from sdtui.prompts.weighting import token_count
+
+
+class PromptCraftMixin:
+    """Actions `expand_prompt` and `pick_styles`, and `prepare_for_queue`."""
+
+    active_styles: list[str]
+
+    def _craft_styles(self) -> list[str]:
+        if not hasattr(self, "active_styles"):
+            self.active_styles = []
+        return self.active_styles
+
+    def prepare_for_queue(self, request: GenerationRequest) -> list[GenerationRequest]:
+        """Styles, then wildcards (one request per image seed); ValidationError when bad."""
+        return prepare_requests(request, styles=self._craft_styles())
+
+    def action_expand_prompt(self) -> None:
+        app: Any = self
+        prompt = app.prompt_editor.text.strip()
+        if not prompt:
+            app.show_error("Write a few words first; expansion grows an existing prompt.")
+            return
+        try:
+            settings = ExpandSettings.from_section(app.settings.section("prompts"))
+        except ValidationError as exc:
+            app.show_error(f"[prompts] in the config: {exc}")
+            return
+        from sdtui.tui.expand_screen import ExpandScreen
+
+        app.push_screen(ExpandScreen(prompt, settings), callback=self._use_expansion)
+
+    def _use_expansion(self, text: str | None) -> None:
+        app: Any = self
+        if not text:
+            return
+        editor = app.prompt_editor
+        editor.load_text(text)  # TextArea's undo (ctrl+z) brings the short prompt back
+        editor.move_cursor(editor.document.end)
+        editor.focus()
+        app.notify("Prompt expanded.", markup=False)
+
+    def action_pick_styles(self) -> None:
+        from sdtui.tui.style_screen import StylePickerScreen
+
+        app: Any = self
+        app.push_screen(StylePickerScreen(list(self._craft_styles())), callback=self._set_styles)
+
+    def _set_styles(self, names: list[str] | None) -> None:
+        if names is None:
+            return
+        self.active_styles = list(names)
+        app: Any = self
+        text = ", ".join(names) if names else "none"
+        app.notify(f"Styles: {text}", markup=False)
+
+
+def prompt_summary(prompt: str, tokenizer_or_family: Any = "sd1") -> str:
+    """One status line for the prompt editor: token use and any weighting error."""
+    try:
+        parse_weighted(prompt)
+        problem = ""
+    except ValidationError as exc:
+        problem = f" · {exc}"
+    count, limit = token_count(tokenizer_or_family, prompt)
+    chunks = max(1, -(-count // limit))
+    chunk_note = f" ({chunks} chunks)" if chunks > 1 else ""
+    return f"tokens {count}/{limit}{chunk_note}{problem}"
