@@ -83,6 +83,7 @@ def test_plain_output_is_one_path_per_image(demo_model_dir: Path, gallery_dir: P
         (["--scheduler", "Warp drive"], "scheduler"),
         (["--count", "many"], "count"),
         (["--device", "tpu"], "invalid choice"),
+        (["--dtype", "fp8"], "invalid choice"),
         (["--no-such-flag"], "unrecognized arguments"),
     ],
 )
@@ -92,7 +93,7 @@ def test_bad_input_exits_2_with_one_line(args, words, demo_model_dir, gallery_di
     assert words in done.stderr
     assert "Traceback" not in done.stderr
     assert done.stdout == ""
-    assert pngs(gallery_dir) == []
+    assert not gallery_dir.exists()  # nothing was created
 
 
 def test_pickle_checkpoint_refused_with_exit_2(tmp_path: Path, gallery_dir: Path, capsys):
@@ -175,3 +176,30 @@ def test_sigint_to_a_running_generate_exits_130(demo_model_dir: Path, gallery_di
     assert 1 <= len(printed) < 6
     assert sorted(map(Path, printed)) == pngs(gallery_dir)
     assert "interrupted" in err and "Traceback" not in err
+
+
+def test_missing_cuda_exits_2_and_creates_nothing(gallery_dir: Path, capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    assert main(["generate", "a cat", "--model", "demo", "--device", "cuda"]) == 2
+    assert "--device cpu" in capsys.readouterr().err
+    assert not gallery_dir.exists()
+
+
+def test_folder_model_defaults_to_its_native_size(
+    demo_model_dir: Path, tmp_path: Path, gallery_dir: Path, capsys
+):
+    import shutil
+
+    folder = shutil.copytree(demo_model_dir, tmp_path / "my-model")
+    assert main(["generate", "a cat", "--model", str(folder), "--steps", "2", "--json"]) == 0
+    line = json.loads(capsys.readouterr().out)
+    assert (line["width"], line["height"]) == (64, 64)  # from the UNet and VAE configs
+    assert main(["generate", "a cat", "--model", str(folder), "--steps", "2", "--json",
+                 "--width", "96"]) == 0  # fmt: skip
+    line = json.loads(capsys.readouterr().out)
+    assert (line["width"], line["height"]) == (96, 64)
+    with Image.open(line["path"]) as image:
+        assert image.size == (96, 64)

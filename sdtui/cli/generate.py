@@ -148,19 +148,19 @@ def run(args: argparse.Namespace) -> int:
     request = build_request(args, settings.model)
     job = prompt_options.prepare_job(args, request, settings)
     options = performance.performance_from_settings(settings, args)
-    gallery = Gallery(settings.gallery)
     _quiet_libraries()
     from sdtui.engine import Engine
     from sdtui.models import resolve_model_name
     from sdtui.results import CancelToken
 
-    engine = Engine(
+    engine = Engine(  # checks the device and dtype
         device=settings.device,
         dtype=settings.dtype,
         allow_pickle=settings.allow_pickle,
         performance=options,
         preview="off",  # nothing here would show the frames
     )
+    gallery = Gallery(settings.gallery)
     saved: list[Any] = []
     results: list[Any] = []
     prompt_options.print_notes(job)
