@@ -1,0 +1,137 @@
+"""The expansion and style dialogs, driven by keys in a small host app."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.widgets import OptionList, Static, TextArea
+
+from sdtui.config import Settings
+from sdtui.params import GenerationRequest
+from sdtui.tui.expand_screen import ExpandScreen
+from sdtui.tui.prompt_craft import PromptCraftMixin, prompt_summary
+from sdtui.tui.style_screen import StylePickerScreen
+
+
+class Host(PromptCraftMixin, App[None]):
+    BINDINGS = [
+        Binding("f6", "expand_prompt", "Expand", priority=True),
+        Binding("f7", "pick_styles", "Styles", priority=True),
+    ]
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__()
+        self.settings = settings
+        self.errors: list[str] = []
+
+    def compose(self) -> ComposeResult:
+        yield TextArea(id="prompt")
+
+    @property
+    def prompt_editor(self) -> TextArea:
+        return self.query_one("#prompt", TextArea)
+
+    def show_error(self, message: str) -> None:
+        self.errors.append(message)
+
+
+@pytest.fixture(scope="module")
+def tiny_gpt2(tmp_path_factory) -> Path:
+    import torch
+    from test_expand import build_tiny_gpt2
+
+    torch.set_num_threads(1)
+    return build_tiny_gpt2(tmp_path_factory.mktemp("tui-expander"))
+
+
+async def test_expand_key_offers_versions_and_enter_puts_one_in_the_editor(tiny_gpt2):
+    from sdtui.prompts.expand import PromptExpander
+
+    app = Host(Settings(extra={"prompts": {"expander": str(tiny_gpt2), "expand_count": 3}}))
+    async with app.run_test(size=(100, 30)) as pilot:
+        app.prompt_editor.load_text("a cat")
+        await pilot.press("f6")
+        await pilot.pause()
+        assert isinstance(app.screen, ExpandScreen)
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        screen = app.screen
+        assert screen.expansion is not None
+        expected = PromptExpander(str(tiny_gpt2)).expand(
+            "a cat", count=3, seed=screen.expansion.seed, max_new_tokens=60
+        )
+        assert screen.expansion.candidates == expected.candidates
+        assert screen.query_one(OptionList).option_count == len(expected.candidates)
+        await pilot.press("down", "enter")
+        await pilot.pause()
+        assert not isinstance(app.screen, ExpandScreen)
+        assert app.prompt_editor.text == expected.candidates[1]
+
+
+async def test_expand_failure_is_shown_and_escape_keeps_the_prompt():
+    app = Host(Settings(extra={"prompts": {"expander": "/no/such/model/folder"}}))
+    async with app.run_test(size=(100, 30)) as pilot:
+        app.prompt_editor.load_text("a cat")
+        await pilot.press("f6")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        status = str(app.screen.query_one("#expand-status", Static).render())
+        assert "no expander model folder" in status
+        await pilot.press("escape")
+        await pilot.pause()
+        assert app.prompt_editor.text == "a cat"
+
+
+async def test_expand_refuses_empty_prompt_and_bad_config():
+    app = Host(Settings(extra={"prompts": {"expand_count": 0}}))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("f6")
+        app.prompt_editor.load_text("a cat")
+        await pilot.press("f6")
+        await pilot.pause()
+        assert not isinstance(app.screen, ExpandScreen)
+        assert "Write a few words" in app.errors[0]
+        assert "count" in app.errors[1]
+
+
+async def test_style_picker_ticks_in_order_and_queue_applies_them():
+    app = Host(Settings())
+    async with app.run_test(size=(100, 40)) as pilot:
+        await pilot.press("f7")
+        await pilot.pause()
+        assert isinstance(app.screen, StylePickerScreen)
+        detail = str(app.screen.query_one("#style-detail", Static).render())
+        assert "3d model of {prompt}" in detail  # the first style, highlighted
+        await pilot.press("down", "space", "up", "space", "enter")
+        await pilot.pause()
+        assert app.active_styles == ["anime", "3d-render"]
+        [request] = app.prepare_for_queue(GenerationRequest("a fox", seed=1))
+        assert request.prompt.startswith("professional 3d model of anime artwork of a fox")
+        assert dict(request.extras)["Styles"] == "anime, 3d-render"
+
+        await pilot.press("f7")
+        await pilot.pause()
+        await pilot.press("space", "escape")  # a change, then cancel: nothing changes
+        await pilot.pause()
+        assert app.active_styles == ["anime", "3d-render"]
+        await pilot.press("f7")
+        await pilot.pause()
+        await pilot.press("delete", "enter")
+        await pilot.pause()
+        assert app.active_styles == []
+
+
+def test_queue_resolves_wildcards_per_image():
+    app = Host(Settings())
+    made = app.prepare_for_queue(GenerationRequest("a {red|blue} cat", seed=3, count=2))
+    assert [r.seed for r in made] == [3, 4] and all("{" not in r.prompt for r in made)
+
+
+def test_prompt_summary_counts_and_reports_errors():
+    assert prompt_summary("a red cat") == "tokens 3/75"
+    long = prompt_summary("cat, " * 40)
+    assert long.startswith("tokens 80/75 (2 chunks)")
+    assert "never closed" in prompt_summary("a (red cat")
