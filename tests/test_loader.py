@@ -287,6 +287,37 @@ def test_damaged_checkpoints_are_explained(demo_model_dir: Path, tmp_path: Path)
     assert engine.pipeline is None and engine.load_count == 0
 
 
+def cache_hub_snapshot(hub: Path, repo_id: str, folder: Path) -> None:
+    """Lay `folder` out as the hub cache would after a download of `repo_id`."""
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = hub / ("models--" + repo_id.replace("/", "--"))
+    shutil.copytree(folder, repo / "snapshots" / commit)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+
+
+def test_cached_hub_model_loads_offline(demo_model_dir: Path, tmp_path: Path):
+    cache_hub_snapshot(tmp_path / "hub", "someone/tiny-sd", demo_model_dir)
+    engine = Engine(device="cpu")
+    loaded = engine.load("someone/tiny-sd")
+    assert (loaded.model_id, loaded.family, loaded.native_size) == (
+        "someone/tiny-sd",
+        "sd1",
+        (64, 64),
+    )
+    result = engine.generate(request("someone/tiny-sd"))
+    assert result.load_seconds == 0.0 and engine.load_count == 1
+
+
+def test_moved_id_loads_the_new_id_from_the_cache(demo_model_dir: Path, tmp_path: Path):
+    new_id = "stable-diffusion-v1-5/stable-diffusion-v1-5"
+    cache_hub_snapshot(tmp_path / "hub", new_id, demo_model_dir)
+    loaded = Engine(device="cpu").load("runwayml/stable-diffusion-v1-5")
+    assert loaded.model_id == new_id
+    assert loaded.requested == "runwayml/stable-diffusion-v1-5"
+    assert "no longer on the hub" in loaded.notice
+
+
 def test_uncached_hub_id_offline():
     statuses: list[str] = []
     with pytest.raises(ModelOfflineError) as info:
