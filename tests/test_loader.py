@@ -356,3 +356,51 @@ def test_hub_failures_are_typed_and_never_show_the_token():
         with explain_load_errors(resolve_source("owner/name"), token):
             raise RuntimeError(f"odd failure, Authorization: Bearer {token}")
     assert token not in str(info.value)
+
+
+def test_single_files_are_routed_by_their_keys(tmp_path: Path, monkeypatch):
+    import diffusers
+
+    calls: list[tuple[str, dict]] = []
+
+    def recorder(name: str):
+        def from_single_file(path, **kwargs):
+            calls.append((name, kwargs))
+            raise RuntimeError("stop after routing")
+
+        return from_single_file
+
+    for name in ("StableDiffusionPipeline", "StableDiffusionXLPipeline"):
+        monkeypatch.setattr(getattr(diffusers, name), "from_single_file", recorder(name))
+    xl = tmp_path / "xl.safetensors"
+    save_file({"conditioner.embedders.1.model.ln_final.weight": torch.zeros(2)}, xl)
+    sd2 = tmp_path / "sd2.safetensors"
+    save_file({"cond_stage_model.model.ln_final.weight": torch.zeros(2)}, sd2)
+    config = tmp_path / "config"
+    config.mkdir()
+    (config / "model_index.json").write_text("{}")
+    for path in (xl, sd2):
+        with pytest.raises(BadCheckpointError, match="stop after routing"):
+            Engine(device="cpu").load(str(path), config=str(config))
+    assert [name for name, _ in calls] == ["StableDiffusionXLPipeline", "StableDiffusionPipeline"]
+    assert all(kwargs["config"] == str(config.resolve()) for _, kwargs in calls)
+    assert all(kwargs["local_files_only"] is True for _, kwargs in calls)
+
+
+def test_family_of_loaded_pipelines():
+    from types import SimpleNamespace
+
+    from sdtui.engine.loader import family_of_pipeline, native_size
+
+    def pipe(cross: int, sample: int):
+        config = SimpleNamespace(cross_attention_dim=cross, sample_size=sample)
+        unet = SimpleNamespace(config=config)
+        return SimpleNamespace(unet=unet, vae_scale_factor=8)
+
+    class StableDiffusionXLPipeline:
+        unet = None
+
+    assert family_of_pipeline(pipe(768, 64)) == "sd1"
+    assert family_of_pipeline(pipe(1024, 96)) == "sd2"
+    assert family_of_pipeline(StableDiffusionXLPipeline()) == "sdxl"
+    assert native_size(pipe(1024, 96)) == (768, 768)
