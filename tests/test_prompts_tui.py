@@ -135,3 +135,56 @@ def test_prompt_summary_counts_and_reports_errors():
     long = prompt_summary("cat, " * 40)
     assert long.startswith("tokens 80/75 (2 chunks)")
     assert "never closed" in prompt_summary("a (red cat")
+
+
+async def test_app_queues_styled_wildcard_prompts_per_image(demo_model_dir, gallery_dir):
+    """In the real app: f7 picks a style, ctrl+g queues one request per image seed."""
+    from sdtui.config import load_settings
+    from sdtui.gallery.metadata import read_metadata
+    from sdtui.tui.app import SdtuiApp
+    from sdtui.tui.runner import default_engine_factory
+
+    asked: list[GenerationRequest] = []
+
+    class Recording:
+        def __init__(self, settings):
+            self.real = default_engine_factory(settings, preview="off")
+
+        def load(self, model, on_status=None):
+            return self.real.load(model, on_status)
+
+        def generate(self, request, on_progress=None, cancel=None, on_image=None):
+            asked.append(request)
+            return self.real.generate(request, on_progress, cancel, on_image)
+
+    app = SdtuiApp(load_settings({"model": "demo"}), engine_factory=Recording)
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.prompt_editor.load_text("a {red|blue} fox")
+        for name, value in (("steps", "1"), ("seed", "5"), ("count", "2")):
+            app.params.set_value(name, value)
+        app.params.seed_locked = True
+        await pilot.pause()
+        await pilot.press("f7")
+        await pilot.pause()
+        await pilot.press("down", "space", "enter")  # "anime"
+        await pilot.pause()
+        app.prompt_editor.focus()
+        await pilot.press("ctrl+g")
+        for _ in range(1200):
+            await pilot.pause(0.05)
+            if len(asked) == 2 and not app.jobs.busy and not app.jobs.pending:
+                break
+        await pilot.pause()
+    from sdtui.prompts.wildcards import resolve_wildcards
+
+    assert [r.seed for r in asked] == [5, 6]
+    for r in asked:
+        picked = resolve_wildcards("a {red|blue} fox", r.seed)[0]
+        assert r.prompt.startswith(f"anime artwork of {picked}")
+        assert dict(r.extras)["Styles"] == "anime"
+    saved = sorted(p for p in gallery_dir.rglob("*.png") if ".sdtui" not in p.parts)
+    assert len(saved) == 2
+    assert {read_metadata(p).extras["Wildcard prompt"] for p in saved} == {
+        "anime artwork of a {red|blue} fox, anime style, key visual, vibrant, studio anime, "
+        "highly detailed"
+    }

@@ -44,6 +44,7 @@ from sdtui.tui.messages import (
 )
 from sdtui.tui.params_pane import ParamsPane
 from sdtui.tui.preview import PreviewPane
+from sdtui.tui.prompt_craft import PromptCraftMixin
 from sdtui.tui.recall import PromptRecall
 from sdtui.tui.runner import (
     JobRunner,
@@ -103,7 +104,7 @@ def _key_prefix(binding_keys: str) -> str:
     return binding_keys.split(",")[0]
 
 
-class SdtuiApp(App[None]):
+class SdtuiApp(PromptCraftMixin, App[None]):
     CSS_PATH = "app.tcss"
     TITLE = "sdtui"
     ENABLE_COMMAND_PALETTE = True
@@ -386,12 +387,15 @@ class SdtuiApp(App[None]):
     def _generate_now(self) -> None:
         try:
             request = self.build_request()
+            # Styles applied and wildcards resolved: one request per image seed.
+            requests = self.prepare_for_queue(request)
         except ValidationError as exc:
             self.show_error(f"Not queued: {exc}")
             return
         self.status.clear_error()
         self.recall.add(request.prompt)
-        self.submit(request)
+        for item in requests:
+            self.submit(item)
 
     def action_cancel(self) -> None:
         job = self.jobs.cancel_running()

@@ -47,6 +47,8 @@ KEY_ACTIONS: tuple[KeyAction, ...] = (
     ),
     KeyAction("focus_history", "f2", "History", "Move to the history list", False),
     KeyAction("focus_prompt", "f3", "Prompt", "Move to the prompt editor", False),
+    KeyAction("expand_prompt", "f6", "Expand", "Grow the prompt with the expander model"),
+    KeyAction("pick_styles", "f7", "Styles", "Choose the styles applied to the prompt"),
     KeyAction("gallery", "ctrl+o", "Gallery", "Open the gallery browser"),
     KeyAction("help", "f1", "Help", "Show every key"),
 )
