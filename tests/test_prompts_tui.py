@@ -188,3 +188,61 @@ async def test_app_queues_styled_wildcard_prompts_per_image(demo_model_dir, gall
         "anime artwork of a {red|blue} fox, anime style, key visual, vibrant, studio anime, "
         "highly detailed"
     }
+
+
+async def test_app_saves_and_applies_presets_by_key(demo_model_dir):
+    from textual.widgets import Input
+
+    from sdtui.config import config_dir, load_settings
+    from sdtui.prompts.presets import load_preset
+    from sdtui.tui.app import SdtuiApp
+    from sdtui.tui.preset_screen import PresetPickerScreen, SavePresetScreen
+
+    app = SdtuiApp(load_settings({"model": "demo"}))
+    async with app.run_test(size=(120, 40)) as pilot:
+        for name, value in (("steps", "13"), ("cfg", "4.5"), ("width", "96"), ("seed", "77")):
+            app.params.set_value(name, value)
+        app.params.seed_locked = True
+        await pilot.pause()
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert isinstance(app.screen, SavePresetScreen)
+        app.screen.query_one(Input).focus()
+        await pilot.press(*"mine", "enter")
+        await pilot.pause()
+        assert not isinstance(app.screen, SavePresetScreen)
+        saved = load_preset("mine")
+        assert (saved.settings["steps"], saved.settings["cfg"], saved.settings["width"]) == (
+            13,
+            4.5,
+            96,
+        )
+        assert (config_dir() / "presets" / "mine.toml").is_file()
+
+        # Saving under a taken name is refused inside the dialog; nothing is overwritten.
+        before = (config_dir() / "presets" / "mine.toml").read_bytes()
+        app.params.set_value("steps", "30")
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        app.screen.query_one(Input).focus()
+        await pilot.press(*"mine", "enter")
+        await pilot.pause()
+        assert "already exists" in str(app.screen.query_one("#preset-note", Static).render())
+        await pilot.press("escape")
+        await pilot.pause()
+        assert (config_dir() / "presets" / "mine.toml").read_bytes() == before
+
+        # Applying: the list is sorted, so "fast-draft" is first and "mine" follows "final".
+        await pilot.press("f9")
+        await pilot.pause()
+        assert isinstance(app.screen, PresetPickerScreen)
+        names = [p.name for p in app.screen.ordered]
+        await pilot.press(*["down"] * names.index("mine"), "enter")
+        await pilot.pause()
+        assert (app.params.value("steps"), app.params.value("width")) == ("13", "96")
+        assert app.params.value("seed") == "77" and app.params.seed_locked
+        await pilot.press("f9")
+        await pilot.pause()
+        await pilot.press(*["down"] * names.index("fast-draft"), "enter")
+        await pilot.pause()
+        assert (app.params.value("steps"), app.params.value("width")) == ("12", "384")

@@ -171,3 +171,13 @@ def test_cli_presets_listing(capsys):
     assert main(["styles", "--presets", "--json"]) == 0
     names = {row["name"] for row in json.loads(capsys.readouterr().out)}
     assert {"fast-draft", "final"} <= names
+
+
+def test_preset_where_no_folder_can_be_made_fails_clearly(tmp_path):
+    from sdtui.errors import SaveError
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder", encoding="utf-8")
+    with pytest.raises(SaveError, match="could not write"):
+        save_preset("x", GenerationRequest("cat"), folder=blocker / "presets")
+    assert blocker.read_text(encoding="utf-8") == "not a folder"

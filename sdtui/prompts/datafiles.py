@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from sdtui.config import ensure_private_dir, tomllib
-from sdtui.errors import ValidationError
+from sdtui.errors import SaveError, ValidationError
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9 _.\-]{0,63}")
 
@@ -78,6 +78,13 @@ def _toml_value(value: Any) -> str:
 
 def write_entry(path: Path, table: str, values: Mapping[str, Any], overwrite: bool) -> Path:
     """Write one `[[table]]` file atomically; never replaces a file unless asked."""
+    try:
+        return _write_entry(path, table, values, overwrite)
+    except OSError as exc:
+        raise SaveError(f"could not write {path}: {exc.strerror or exc}") from None
+
+
+def _write_entry(path: Path, table: str, values: Mapping[str, Any], overwrite: bool) -> Path:
     lines = [f"[[{table}]]"] + [f"{k} = {_toml_value(v)}" for k, v in values.items()]
     ensure_private_dir(path.parent)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".toml", dir=path.parent)

@@ -49,6 +49,10 @@ KEY_ACTIONS: tuple[KeyAction, ...] = (
     KeyAction("focus_prompt", "f3", "Prompt", "Move to the prompt editor", False),
     KeyAction("expand_prompt", "f6", "Expand", "Grow the prompt with the expander model"),
     KeyAction("pick_styles", "f7", "Styles", "Choose the styles applied to the prompt"),
+    KeyAction("pick_preset", "f9", "Presets", "Apply a saved set of settings", False),
+    KeyAction(
+        "save_preset", "ctrl+s", "Save preset", "Save the current settings as a preset", False
+    ),
     KeyAction("gallery", "ctrl+o", "Gallery", "Open the gallery browser"),
     KeyAction("help", "f1", "Help", "Show every key"),
 )

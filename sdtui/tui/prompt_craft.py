@@ -18,7 +18,9 @@ from sdtui.prompts.weighting import token_count
 
 
 class PromptCraftMixin:
-    """Actions `expand_prompt` and `pick_styles`, and `prepare_for_queue`."""
+    """Actions `expand_prompt`, `pick_styles`, `pick_preset`, `save_preset`, and
+    `prepare_for_queue`. Presets also need the app's `build_request`, `params`
+    (with `load(request)`) and `negative_editor`."""
 
     active_styles: list[str]
 
@@ -69,6 +71,55 @@ class PromptCraftMixin:
         app: Any = self
         text = ", ".join(names) if names else "none"
         app.notify(f"Styles: {text}", markup=False)
+
+    def _current_settings(self) -> GenerationRequest:
+        """The form's settings; the prompt may still be empty (presets hold none)."""
+        app: Any = self
+        return GenerationRequest(
+            prompt=app.prompt_editor.text.strip() or "(no prompt yet)",
+            negative_prompt=app.negative_editor.text,
+            **app.params.read(),
+        )
+
+    def action_pick_preset(self) -> None:
+        from sdtui.tui.preset_screen import PresetPickerScreen
+
+        app: Any = self
+        app.push_screen(PresetPickerScreen(), callback=self._apply_preset)
+
+    def _apply_preset(self, preset: Any) -> None:
+        app: Any = self
+        if preset is None:
+            return
+        try:
+            request = preset.apply(self._current_settings())
+        except ValidationError as exc:
+            app.show_error(f"Preset not applied: {exc}")
+            return
+        params = app.params
+        seed, locked = params.value("seed"), params.seed_locked
+        params.load(request)
+        params.set_value("seed", seed)  # a preset holds no seed: keep the user's
+        params.seed_locked = locked
+        if "negative_prompt" in preset.settings:
+            app.negative_editor.load_text(request.negative_prompt)
+        app.notify(f"Preset {preset.name} applied.", markup=False)
+
+    def action_save_preset(self) -> None:
+        from sdtui.tui.preset_screen import SavePresetScreen
+
+        app: Any = self
+        try:
+            request = self._current_settings()
+        except ValidationError as exc:
+            app.show_error(f"Cannot save these settings: {exc}")
+            return
+        app.push_screen(SavePresetScreen(request), callback=self._preset_saved)
+
+    def _preset_saved(self, path: str | None) -> None:
+        if path:
+            app: Any = self
+            app.notify(f"Preset saved to {path}", markup=False)
 
 
 def prompt_summary(prompt: str, tokenizer_or_family: Any = "sd1") -> str:
