@@ -20,7 +20,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from sdtui.tui.gallery_keys import DETAIL_KEYS, bindings
-from sdtui.tui.gallery_settings import DIFF_STYLE, compare_rows, settings_rows, word_diff
+from sdtui.tui.gallery_settings import DIFF_STYLE, compare_rows, settings_text, word_diff
 from sdtui.tui.preview import RENDERERS
 
 MAX_SIDE = 2048  # decoded size cap: a terminal shows far fewer pixels
@@ -29,17 +29,6 @@ MAX_SIDE = 2048  # decoded size cap: a terminal shows far fewer pixels
 def image_widget(app: Any, widget_id: str) -> Any:
     renderer = getattr(app, "renderer", "auto")
     return RENDERERS.get(renderer, RENDERERS["auto"])(id=widget_id)
-
-
-def settings_text(entry: Any) -> Text:
-    """Every setting, one per line, values literal (prompts may span lines)."""
-    text = Text()
-    for label, value in settings_rows(entry):
-        text.append(f"{label}: ", style="bold")
-        text.append(value or "—")
-        text.append("\n")
-    text.rstrip()
-    return text
 
 
 @dataclass

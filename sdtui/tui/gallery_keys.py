@@ -26,7 +26,12 @@ GALLERY_KEYS: tuple[KeyAction, ...] = (
     KeyAction("undo", "u", "Undo", "Put the last deleted image back", True, False),
     KeyAction("mark", "space", "Mark", "Pick the image to compare with another", True, False),
     KeyAction(
-        "compare", "equals_sign", "Compare", "Compare the marked and highlighted images", True, False
+        "compare",
+        "equals_sign",
+        "Compare",
+        "Compare the marked and highlighted images",
+        True,
+        False,
     ),
     KeyAction("favorites_only", "asterisk", "Favs only", "Show only favourites", True, False),
     KeyAction("cycle_model", "m", "Model", "Show one model's images (cycles)", True, False),

@@ -27,16 +27,15 @@ COMPARE_MARK = "◆"
 
 
 def row_text(entry: Any, marked: bool = False) -> Text:
-    """One list line: marks, date, seed, size, model, then the prompt (literal)."""
+    """One list line: marks, date, size, model, then the prompt (literal)."""
     text = Text(no_wrap=True, overflow="ellipsis")
     text.append(FAVOURITE_MARK if entry.favorite else " ", style="bold yellow")
     text.append(COMPARE_MARK if marked else " ", style="bold magenta")
     text.append(f" {entry.created:%Y-%m-%d %H:%M} ", style="dim")
-    text.append(f"{'' if entry.seed is None else entry.seed:>10} ", style="dim")
     size = f"{entry.width}x{entry.height}" if entry.width and entry.height else ""
     text.append(f"{size:>9} ", style="dim")
-    model = (entry.model or "")[-14:]
-    text.append(f"{model:<14} ", style="cyan")
+    model = (entry.model or "")[-12:]
+    text.append(f"{model:<12} ", style="cyan")
     prompt = " ".join((entry.prompt or "").split())
     text.append(prompt or entry.rel_path)
     return text

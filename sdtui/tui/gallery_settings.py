@@ -108,3 +108,37 @@ def word_diff(left: str, right: str) -> tuple[Text, Text]:
                     text.append(" ")
                 text.append(" ".join(words), style=style)
     return a_text, b_text
+
+
+def settings_text(entry: Any) -> Text:
+    """Every setting, one per line, values literal (prompts may span lines)."""
+    text = Text()
+    for label, value in settings_rows(entry):
+        text.append(f"{label}: ", style="bold")
+        text.append(value or "—")
+        text.append("\n")
+    text.rstrip()
+    return text
+
+
+def settings_text_short(entry: Any) -> Text:
+    """The settings that fit beside the list: prompts, then the numbers on one line."""
+    rows = dict(settings_rows(entry))
+    text = Text()
+    text.append(rows["Prompt"] or entry.rel_path)
+    if rows["Negative prompt"]:
+        text.append("\nnegative: ", style="bold")
+        text.append(rows["Negative prompt"])
+    numbers = [
+        ("", rows["Model"]),
+        ("", rows["Sampler"]),
+        ("steps ", rows["Steps"]),
+        ("cfg ", rows["CFG scale"]),
+        ("seed ", rows["Seed"]),
+        ("", rows["Size"]),
+    ]
+    text.append("\n\n" + " · ".join(f"{k}{v}" for k, v in numbers if v), style="dim")
+    text.append(f"\n{rows['Created']}", style="dim")
+    if entry.favorite:
+        text.append("  ★ favourite", style="bold yellow")
+    return text
