@@ -267,3 +267,16 @@ def test_one_job_at_a_time(engine, request_for):
     second.join(timeout=120)
     # The second request waited for the whole first one: no interleaved steps.
     assert events == [("first", s) for s in range(1, 7)] + [("second", s) for s in range(1, 7)]
+
+
+def test_unexpected_failures_are_one_line_errors(engine, request_for, monkeypatch):
+    from sdtui.errors import SdtuiError
+
+    def broken(*args, **kwargs):
+        raise ValueError("`height` and `width` have to be divisible by 8\nmore detail")
+
+    monkeypatch.setattr(type(engine.pipeline), "__call__", broken)
+    with pytest.raises(SdtuiError) as info:
+        engine.generate(request_for())
+    assert str(info.value) == "generation failed: `height` and `width` have to be divisible by 8"
+    assert info.value.exit_code == 1

@@ -229,19 +229,19 @@ class Engine:
                         f"{request.width}x{request.height} image",
                         self._memory_hint(request),
                     ) from None
-                raise
+                # Anything else is still explained in one line; the cause stays chained.
+                text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                raise SdtuiError(f"generation failed: {text}") from exc
 
     def _memory_hint(self, request: GenerationRequest) -> str:
         from sdtui.engine import performance
 
-        next_step = getattr(performance, "next_memory_step", None)
-        if next_step is not None:
-            options = self.performance or performance.PerformanceOptions()
-            try:
-                return str(next_step(options, request.width, request.height, request.count))
-            except Exception:  # the hint must never hide the real failure
-                pass
-        return "lower the size or the count, turn on VAE tiling, or use model CPU offload"
+        try:
+            return performance.next_memory_step(
+                self._performance_options(), request.width, request.height, request.count
+            )
+        except Exception:  # the hint must never hide the real failure
+            return "lower the size or the count, turn on VAE tiling, or use model CPU offload"
 
     def _generate(
         self,
