@@ -203,3 +203,24 @@ def test_folder_model_defaults_to_its_native_size(
     assert (line["width"], line["height"]) == (96, 64)
     with Image.open(line["path"]) as image:
         assert image.size == (96, 64)
+
+
+def test_allow_pickle_and_model_config_flags(
+    demo_model_dir: Path, tmp_path: Path, gallery_dir: Path, capsys
+):
+    import torch
+    from safetensors.torch import load_file
+    from test_loader import write_ldm_checkpoint
+
+    safe = write_ldm_checkpoint(demo_model_dir, tmp_path / "tiny.safetensors")
+    checkpoint = tmp_path / "tiny.ckpt"
+    torch.save({"state_dict": load_file(safe)}, checkpoint)
+    args = ["generate", "a cat", "--model", str(checkpoint), "--steps", "2", "--seed", "3",
+            "--model-config", str(demo_model_dir), "--json"]  # fmt: skip
+    assert main(args) == 2  # refused without the opt-in
+    capsys.readouterr()
+    assert main([*args, "--allow-pickle"]) == 0
+    line = json.loads(capsys.readouterr().out)
+    assert line["model_id"] == str(checkpoint.resolve()) and line["seed"] == 3
+    assert (line["width"], line["height"]) == (64, 64)
+    assert [Path(line["path"])] == pngs(gallery_dir)
