@@ -280,3 +280,23 @@ def test_unexpected_failures_are_one_line_errors(engine, request_for, monkeypatc
         engine.generate(request_for())
     assert str(info.value) == "generation failed: `height` and `width` have to be divisible by 8"
     assert info.value.exit_code == 1
+
+
+def test_images_blacked_out_by_a_safety_checker_are_reported(engine, request_for, monkeypatch):
+    from types import SimpleNamespace
+
+    from PIL import Image
+
+    real_call = type(engine.pipeline).__call__
+
+    def flag_odd_seeds(pipe, *args, **kwargs):
+        output = real_call(pipe, *args, **kwargs)
+        seed = kwargs["generator"].initial_seed()
+        black = Image.new("RGB", output.images[0].size)
+        if seed % 2:
+            return SimpleNamespace(images=[black], nsfw_content_detected=[True])
+        return SimpleNamespace(images=output.images, nsfw_content_detected=[False])
+
+    monkeypatch.setattr(type(engine.pipeline), "__call__", flag_odd_seeds)
+    result = engine.generate(request_for(seed=10, count=3))
+    assert result.info["blacked_out_seeds"] == [11]

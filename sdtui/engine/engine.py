@@ -271,6 +271,7 @@ class Engine:
         previewer = self._previewer(loaded.family)
         started = time.perf_counter()
         images: list[GeneratedImage] = []
+        blacked_out: list[int] = []
         for index, seed in enumerate(seeds):
             if cancel is not None and cancel.cancelled:
                 raise GenerationCancelled()
@@ -296,6 +297,10 @@ class Engine:
                 output_type="pil",
             )
             performance.mark_compiled(pipe)
+            flagged = getattr(output, "nsfw_content_detected", None)
+            if flagged and flagged[0]:
+                # The model's own safety checker replaced the picture with black.
+                blacked_out.append(seed)
             generated = GeneratedImage(output.images[0], seed, index, request)
             images.append(generated)
             if on_image is not None:
@@ -313,6 +318,7 @@ class Engine:
                 "base_seed": base_seed,
                 "notice": loaded.notice,
                 "notes": list(loaded.notes),
+                "blacked_out_seeds": blacked_out,
             },
         )
 
