@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import sys
 from collections.abc import Sequence
 
 from sdtui import __version__
 from sdtui.errors import SdtuiError
+from sdtui.logging_setup import redact, setup_logging
+
+log = logging.getLogger("sdtui.cli")
 
 # name -> (module, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
@@ -52,9 +56,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _say(text: str) -> None:
+    """One line on stderr; the terminal may be gone (SIGHUP), which must not hide the status."""
+    try:
+        print(redact(text), file=sys.stderr)
+    except (OSError, ValueError):
+        pass
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    log_file = setup_logging()
     try:
         if args.command is None:
             from sdtui.cli import app
@@ -63,8 +76,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         module = importlib.import_module(_available_subcommands()[args.command][0])
         return module.run(args)
     except SdtuiError as exc:
-        print(f"sdtui: {exc}", file=sys.stderr)
+        log.warning("sdtui %s: %s", args.command or "app", exc, exc_info=exc.__cause__ is not None)
+        _say(f"sdtui: {exc}")
         return exc.exit_code
     except KeyboardInterrupt:
-        print("sdtui: interrupted", file=sys.stderr)
+        _say("sdtui: interrupted")
         return 130
+    except Exception as exc:  # a bug or an unforeseen failure: one line here, the traceback logged
+        log.exception("sdtui %s failed", args.command or "app")
+        where = f"; details in {log_file}" if log_file else ""
+        text = (str(exc).strip().splitlines() or [""])[0]
+        _say(f"sdtui: unexpected error: {type(exc).__name__}: {text}{where}")
+        return 1

@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
+import signal
+import threading
+from collections.abc import Iterator
+from typing import Any
 
 from sdtui.cli.common import settings_from_args
 
@@ -14,5 +20,29 @@ def run(args: argparse.Namespace) -> int:
     from sdtui.tui.app import SdtuiApp
 
     app = SdtuiApp(settings, theme=getattr(args, "theme", None))
-    app.run()
+    with _hangup_stops(app):
+        app.run()
     return app.return_code or 0
+
+
+@contextlib.contextmanager
+def _hangup_stops(app: Any) -> Iterator[None]:
+    """On SIGHUP (the SSH session dropped) cancel the running image cleanly and quit,
+    instead of dying part way through a save."""
+    hangup = getattr(signal, "SIGHUP", None)
+    if hangup is None or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_hangup(signum: int, frame: Any) -> None:
+        # The handler runs on the app's own thread, between two steps of its loop.
+        try:
+            asyncio.get_running_loop().call_soon_threadsafe(app.hangup)
+        except RuntimeError:  # the loop is not running (yet, or any more)
+            raise SystemExit(129) from None
+
+    previous = signal.signal(hangup, on_hangup)
+    try:
+        yield
+    finally:
+        signal.signal(hangup, previous)

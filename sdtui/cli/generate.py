@@ -134,10 +134,13 @@ class _ProgressBar:
             )
 
     def print(self, text: str) -> None:
-        if self._progress is not None:
-            self._progress.console.print(text, markup=False, highlight=False)
-        else:
-            print(text, file=sys.stderr)
+        try:
+            if self._progress is not None:
+                self._progress.console.print(text, markup=False, highlight=False)
+            else:
+                print(text, file=sys.stderr)
+        except OSError:  # the terminal hung up; the exit status still tells
+            pass
 
 
 def run(args: argparse.Namespace) -> int:
@@ -231,7 +234,11 @@ def _save_grid(plan: Any, results: list[Any], gallery: Any, args: argparse.Names
 
 @contextlib.contextmanager
 def _cancel_on_interrupt(cancel: Any) -> Iterator[None]:
-    """The first Ctrl+C cancels at the end of the current step; a second one stops at once."""
+    """The first Ctrl+C cancels at the end of the current step; a second one stops at once.
+
+    A hang-up (SIGHUP: the SSH session or terminal went away) cancels the same way,
+    so the image being made is dropped whole; finished ones are already saved.
+    """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -241,11 +248,15 @@ def _cancel_on_interrupt(cancel: Any) -> Iterator[None]:
             raise KeyboardInterrupt
         cancel.cancel()
 
+    hangup = getattr(signal, "SIGHUP", None)  # not on Windows
     previous = signal.signal(signal.SIGINT, on_interrupt)
+    previous_hangup = signal.signal(hangup, on_interrupt) if hangup else None
     try:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
+        if hangup:
+            signal.signal(hangup, previous_hangup)
 
 
 def _result_so_far(generated: Any, loaded: Any, engine: Any, seconds: float) -> Any:

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from sdtui.display import json_for_terminal, printable
 from sdtui.errors import ValidationError
 
 
@@ -35,11 +36,11 @@ def _lines(data: dict[str, Any]) -> list[str]:
         text = str(value)
         if "\n" in text:  # keep multi-line prompts readable under their label
             text = text.replace("\n", "\n  ")
-        lines.append(f"{label}: {text}")
+        lines.append(f"{label}: {printable(text)}")
         if key == "seed" and data.get("width") and data.get("height"):
             lines.append(f"Size: {data['width']}x{data['height']}")
     for key, value in (data.get("extras") or {}).items():
-        lines.append(f"{key}: {value}")
+        lines.append(printable(f"{key}: {value}").replace("\n", " "))
     lines.append(f"Written by: {data.get('source', 'none')}")
     return lines
 
@@ -54,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         # Extras sit beside the standard keys too, so `jq .Lora_hashes`-style lookups work.
         flat = {**{k: v for k, v in data["extras"].items() if k not in data}, **data}
-        print(json.dumps(flat, ensure_ascii=False))
+        print(json_for_terminal(json.dumps(flat, ensure_ascii=False)))
     else:
         if data.get("source") == "none":
             print(f"{path}: no generation settings stored in this image")

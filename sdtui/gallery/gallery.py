@@ -53,6 +53,7 @@ THUMB_SIZES = (16, 2048)
 STATE_DIR = ".sdtui"
 TRASH_DIR = ".trash"
 IMPORT_DIR = "imported"
+STALE_TEMP_SECONDS = 15 * 60  # far longer than any save takes
 _T = TypeVar("_T")
 
 
@@ -222,6 +223,8 @@ class Gallery:
                 continue
             for item in entries:
                 if item.name.startswith("."):
+                    if item.name.endswith(".tmp"):
+                        _remove_if_stale(Path(item.path))
                     continue
                 try:
                     if item.is_dir(follow_symlinks=False):
@@ -552,6 +555,19 @@ class Gallery:
         tmp = write_new_file(self.thumbs_dir, f"{key}-{int(size)}", ".tmp-thumb", write)
         os.replace(tmp, thumb)  # a cache file: whoever finishes last wins, same content
         return thumb
+
+
+def _remove_if_stale(path: Path) -> None:
+    """Delete a temporary file left by a save that was killed part way.
+
+    Only old ones: a younger file may be another process's save in progress.
+    """
+    try:
+        if time.time() - path.stat().st_mtime > STALE_TEMP_SECONDS:
+            path.unlink()
+            log.info("removed %s, left by an interrupted save", path)
+    except OSError:
+        pass
 
 
 # -- filters ------------------------------------------------------------------------

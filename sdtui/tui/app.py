@@ -7,6 +7,7 @@ runner inside its worker thread, so the first frame never waits for it.
 from __future__ import annotations
 
 import importlib.util
+import logging
 import random
 import time
 from collections.abc import Callable, Iterable
@@ -23,6 +24,7 @@ from textual.widgets import Footer, Label, OptionList, Static, TextArea
 from textual.worker import Worker, WorkerState
 
 from sdtui.config import Settings, load_settings
+from sdtui.display import one_line
 from sdtui.errors import ValidationError
 from sdtui.params import MAX_SEED, GenerationRequest
 from sdtui.tui import themes
@@ -41,6 +43,8 @@ from sdtui.tui.messages import (
     JobProgress,
     JobStatus,
     ModelLoaded,
+    SaveFailed,
+    SavesRetried,
 )
 from sdtui.tui.params_pane import ParamsPane
 from sdtui.tui.preview import PreviewPane
@@ -57,6 +61,8 @@ from sdtui.tui.status import StatusPanel
 VARIATIONS = 4  # images queued by the variations key
 LONG_JOB_SECONDS = 10.0  # ring the bell when a job took longer than this
 HISTORY_LIMIT = 500
+
+log = logging.getLogger(__name__)
 
 
 class StudioScreen(Screen[None]):
@@ -131,6 +137,7 @@ class SdtuiApp(PromptCraftMixin, App[None]):
         self.recall = PromptRecall()
         self.keys: dict[str, str] = {a.action: a.key for a in KEY_ACTIONS}
         self.last_error = ""
+        self._hung_up = False
         self._started: dict[int, float] = {}
         self.studio = StudioScreen(self.settings, self.renderer)
 
@@ -310,11 +317,19 @@ class SdtuiApp(PromptCraftMixin, App[None]):
         self.status.show_progress(progress)
         self.status.set_state("generating…")
         if progress.preview is not None:
-            self.preview.show(progress.preview, f"step {progress.step}/{progress.total}")
+            self._preview(progress.preview, f"step {progress.step}/{progress.total}")
 
     def on_image_ready(self, message: ImageReady) -> None:
         generated = message.generated
-        self.preview.show(generated.image, f"seed {generated.seed} · {generated.request.prompt}")
+        self._preview(generated.image, f"seed {generated.seed} · {generated.request.prompt}")
+
+    def _preview(self, image: Any, caption: str) -> None:
+        """Show an image; a picture the renderer cannot draw is reported, never fatal."""
+        try:
+            self.preview.show(image, caption)
+        except Exception as exc:
+            log.exception("preview failed")
+            self.show_error(f"cannot show the preview: {type(exc).__name__}: {exc}")
 
     def on_job_done(self, message: JobDone) -> None:
         result = message.result
@@ -338,9 +353,26 @@ class SdtuiApp(PromptCraftMixin, App[None]):
         self.status.set_state("failed")
         self.show_error(text)
 
+    def on_save_failed(self, message: SaveFailed) -> None:
+        key = _key_prefix(self.keys.get("retry_save", "alt+s"))
+        kept = f"{message.kept} image{'s' * (message.kept != 1)} kept in memory"
+        hint = f"; {message.hint}" if message.hint else ""
+        self.status.set_state(f"not saved: {kept}")
+        self.show_error(f"{message.error} ({kept}{hint}; press {key} to save again)")
+
+    def on_saves_retried(self, message: SavesRetried) -> None:
+        if message.entries:
+            self.history.add_newest(message.entries)
+            count = len(message.entries)
+            self.status.set_state(f"saved {count} kept image{'s' * (count != 1)}")
+            self.notify(f"Saved {count} image{'s' * (count != 1)}.", markup=False)
+
     def on_job_finished(self, message: JobFinished) -> None:
         self._started.pop(message.job_id, None)
         self.jobs.finished(message.job_id)
+        if self._hung_up:
+            self.exit()
+            return
         self.status.reset_progress()
         self._update_queue()
         self._pump()
@@ -348,6 +380,7 @@ class SdtuiApp(PromptCraftMixin, App[None]):
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         # The runner reports its own failures; this catches anything that escaped it.
         if event.state == WorkerState.ERROR and event.worker.group == "gpu":
+            log.error("worker failed", exc_info=event.worker.error)
             self.show_error(f"worker failed: {event.worker.error}")
             if self.jobs.running is not None:
                 self.post_message(JobFinished(self.jobs.running.id))
@@ -374,7 +407,7 @@ class SdtuiApp(PromptCraftMixin, App[None]):
 
     def _show_entry(self, entry: Any) -> None:
         prompt = _entry_prompt(entry)
-        self.preview.show(entry.path, f"seed {entry.seed} · {' '.join(prompt.split())}")
+        self._preview(entry.path, f"seed {entry.seed} · {one_line(prompt)}")
 
     # -- actions (keys in sdtui.tui.keys) --------------------------------------
 
@@ -401,6 +434,29 @@ class SdtuiApp(PromptCraftMixin, App[None]):
         job = self.jobs.cancel_running()
         if job is not None and not job.is_load:
             self.status.set_state("cancelling…")
+
+    def action_retry_save(self) -> None:
+        if not self.runner.unsaved:
+            self.notify("Every image is saved.", markup=False)
+            return
+        self.status.set_state("saving the kept images…")
+        self._retry_saves()
+
+    @work(thread=True, exit_on_error=False, group="save", exclusive=True)
+    def _retry_saves(self) -> None:
+        entries, error = self.runner.retry_saves()
+        self.post_message(SavesRetried(entries))
+        if error is not None:
+            self.post_message(SaveFailed(0, error.message, error.hint, len(self.runner.unsaved)))
+
+    def hangup(self) -> None:
+        """The terminal went away (SIGHUP): stop the running image without saving a
+        partial one, drop the queue, and quit once the device is free."""
+        self.jobs.clear()
+        self.jobs.cancel_running()
+        self._hung_up = True
+        if not self.jobs.busy:
+            self.exit()
 
     def action_clear_queue(self) -> None:
         dropped = self.jobs.clear()

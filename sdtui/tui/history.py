@@ -10,6 +10,8 @@ from textual.binding import Binding
 from textual.widgets import OptionList
 from textual.widgets.option_list import Option
 
+from sdtui.display import one_line
+
 
 def _created(entry: Any) -> str:
     created = getattr(entry, "created", None)
@@ -33,7 +35,8 @@ def entry_label(entry: Any) -> Text:
     request = entry.request
     prompt = getattr(entry, "prompt", "") or (request.prompt if request else "")
     label = Text(no_wrap=True, overflow="ellipsis")
-    label.append(" ".join(prompt.split())[:200] or str(entry.path))
+    # Imported images may carry escape sequences: shown as U+FFFD, never sent to the terminal.
+    label.append(one_line(prompt)[:200] or one_line(str(entry.path)))
     details = f"  seed {entry.seed}"
     width = getattr(entry, "width", None) or (request.width if request else None)
     height = getattr(entry, "height", None) or (request.height if request else None)

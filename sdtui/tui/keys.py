@@ -31,6 +31,13 @@ KEY_ACTIONS: tuple[KeyAction, ...] = (
         "cancel", "escape", "Cancel", "Stop the running generation (nothing is saved)", True, False
     ),
     KeyAction("clear_queue", "f8", "Clear queue", "Drop every request still waiting in the queue"),
+    KeyAction(
+        "retry_save",
+        "alt+s",
+        "Save again",
+        "Save again the images kept in memory when the gallery could not take them",
+        False,
+    ),
     KeyAction("steps_up", "alt+up", "Steps+", "Add 1 step", False),
     KeyAction("steps_down", "alt+down", "Steps-", "Remove 1 step", False),
     KeyAction("cfg_up", "alt+right", "CFG+", "Raise guidance by 0.5", False),

@@ -51,6 +51,23 @@ class JobDone(Message):
 
 
 @dataclass
+class SaveFailed(Message):
+    """Images could not be written; they are kept in memory for a retry."""
+
+    job_id: int  # 0 for a retry of earlier saves
+    error: str
+    hint: str
+    kept: int  # images now waiting in memory
+
+
+@dataclass
+class SavesRetried(Message):
+    """Images kept in memory were written on a retry."""
+
+    entries: list[Any]
+
+
+@dataclass
 class JobCancelled(Message):
     job_id: int
 

@@ -15,7 +15,8 @@ from typing import Any
 from textual.message import Message
 
 from sdtui.config import Settings
-from sdtui.errors import GenerationCancelled, SdtuiError
+from sdtui.errors import GenerationCancelled, SaveError, SdtuiError
+from sdtui.results import GeneratedImage, GenerationResult
 from sdtui.tui.jobs import Job
 from sdtui.tui.messages import (
     ImageReady,
@@ -26,11 +27,13 @@ from sdtui.tui.messages import (
     JobProgress,
     JobStatus,
     ModelLoaded,
+    SaveFailed,
 )
 
 log = logging.getLogger(__name__)
 
 Post = Callable[[Message], Any]
+Unsaved = tuple[GeneratedImage, GenerationResult]
 
 
 def default_engine_factory(settings: Settings, preview: str | None = None) -> Any:
@@ -80,6 +83,8 @@ class JobRunner:
         self.engine = engine
         self.gallery = gallery
         self.loaded_model: str | None = None  # the model name as the user wrote it
+        self._unsaved: list[Unsaved] = []
+        self._unsaved_lock = threading.Lock()
 
     def run(self, job: Job, post: Post) -> None:
         try:
@@ -90,6 +95,7 @@ class JobRunner:
         except GenerationCancelled:
             post(JobCancelled(job.id))
         except SdtuiError as exc:
+            log.warning("job %s failed: %s", job.id, exc, exc_info=exc.__cause__ is not None)
             post(JobFailed(job.id, exc.message, exc.hint))
         except Exception as exc:  # anything else is shown, and the app goes on
             log.exception("job %s failed", job.id)
@@ -126,6 +132,53 @@ class JobRunner:
         )
         if job.cancel.cancelled:  # cancelled after the last step: still save nothing
             raise GenerationCancelled()
-        gallery = self.gallery.get()
-        entries = [gallery.save(image, result) for image in result.images]
+        entries, error = self.save([(image, result) for image in result.images])
         post(JobDone(job.id, result, entries, time.monotonic() - started))
+        if error is not None:
+            post(SaveFailed(job.id, error.message, error.hint, len(self.unsaved)))
+
+    # -- saving, kept in memory when the gallery cannot take it -------------------
+
+    @property
+    def unsaved(self) -> list[Unsaved]:
+        """Images made but not yet written (disk full, read-only folder), oldest first."""
+        with self._unsaved_lock:
+            return list(self._unsaved)
+
+    def save(self, items: list[Unsaved]) -> tuple[list[Any], SdtuiError | None]:
+        """Save each image; those that fail are kept for `retry_saves`. Returns the
+        entries written and the last failure (None when all were saved)."""
+        entries: list[Any] = []
+        error: SdtuiError | None = None
+        kept: list[Unsaved] = []
+        try:
+            gallery = self.gallery.get()
+        except SdtuiError as exc:
+            gallery, error = None, exc
+        except OSError as exc:
+            gallery = None
+            error = SaveError(f"cannot open the gallery: {exc.strerror or exc}")
+        for item in items:
+            if gallery is None:
+                kept.append(item)
+                continue
+            try:
+                entries.append(gallery.save(*item))
+            except SdtuiError as exc:
+                error = exc
+                kept.append(item)
+            except Exception as exc:  # an unforeseen failure must not lose the image either
+                log.exception("saving an image failed")
+                error = SaveError(f"could not save the image: {type(exc).__name__}: {exc}")
+                kept.append(item)
+        if error is not None:
+            log.warning("%d image(s) kept in memory, not saved: %s", len(kept), error)
+        with self._unsaved_lock:
+            self._unsaved.extend(kept)
+        return entries, error
+
+    def retry_saves(self) -> tuple[list[Any], SdtuiError | None]:
+        """Try again to write every image kept in memory."""
+        with self._unsaved_lock:
+            items, self._unsaved = self._unsaved, []
+        return self.save(items)
