@@ -13,7 +13,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sdtui.engine import device as devices
@@ -118,7 +118,7 @@ class Engine:
         )
         if self._pipe is not None and same and self._loaded is not None:
             loaded = self._loaded
-            return LoadedModel(**{**loaded.__dict__, "requested": model, "load_seconds": 0.0})
+            return replace(loaded, requested=model, load_seconds=0.0)
         if self._pipe is not None:
             status("unloading the previous model")
             self._drop_pipeline()
