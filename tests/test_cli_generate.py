@@ -224,3 +224,20 @@ def test_allow_pickle_and_model_config_flags(
     assert line["model_id"] == str(checkpoint.resolve()) and line["seed"] == 3
     assert (line["width"], line["height"]) == (64, 64)
     assert [Path(line["path"])] == pngs(gallery_dir)
+
+
+def test_safety_checker_black_images_are_pointed_out(
+    demo_model_dir: Path, gallery_dir: Path, capsys, monkeypatch
+):
+    from sdtui.engine import Engine
+
+    real_generate = Engine.generate
+
+    def flagged(self, request, **kwargs):
+        result = real_generate(self, request, **kwargs)
+        result.info["blacked_out_seeds"] = [result.seeds[0]]
+        return result
+
+    monkeypatch.setattr(Engine, "generate", flagged)
+    assert main(["generate", "a cat", "--model", "demo", "--steps", "2", "--seed", "8"]) == 0
+    assert "safety checker blacked out seed 8" in capsys.readouterr().err

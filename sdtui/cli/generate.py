@@ -214,6 +214,10 @@ def run(args: argparse.Namespace) -> int:
         except (KeyboardInterrupt, GenerationCancelled):
             bar.print(f"sdtui: interrupted; {len(saved)} of {job.image_count} images saved")
             return 130
+    blacked_out = [seed for r in results for seed in r.info.get("blacked_out_seeds", [])]
+    if blacked_out:
+        seeds = ", ".join(map(str, blacked_out))
+        print(f"sdtui: the model's safety checker blacked out seed {seeds}", file=sys.stderr)
     if job.plan is not None:
         _save_grid(job.plan, results, gallery, args)
     return 0
