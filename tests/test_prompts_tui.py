@@ -246,3 +246,21 @@ async def test_app_saves_and_applies_presets_by_key(demo_model_dir):
         await pilot.press(*["down"] * names.index("fast-draft"), "enter")
         await pilot.pause()
         assert (app.params.value("steps"), app.params.value("width")) == ("12", "384")
+
+
+async def test_style_ticks_typed_together_are_all_applied():
+    """Keys that arrive in one burst (as over SSH) must not lose a tick."""
+    from textual import events
+
+    app = Host(Settings())
+    async with app.run_test(size=(100, 40)) as pilot:
+        app.active_styles = ["watercolor"]
+        await pilot.press("f7")
+        await pilot.pause()
+        # All five keys land in the app's queue at once, as a terminal burst does.
+        keys = [("down", None), ("space", " "), ("down", None), ("space", " "), ("enter", "\r")]
+        for key, char in keys:
+            app.post_message(events.Key(key, char))
+        await pilot.pause()
+        await pilot.pause()
+        assert app.active_styles == ["watercolor", "anime", "cinematic"]

@@ -13,6 +13,27 @@ from textual.widgets.selection_list import Selection
 from sdtui.prompts.styles import StyleCatalog, load_styles
 
 
+class StyleList(SelectionList[str], inherit_bindings=False):
+    """A selection list where only Space ticks: Enter is left to the dialog (apply)."""
+
+    BINDINGS = [
+        Binding("down", "cursor_down", show=False),
+        Binding("up", "cursor_up", show=False),
+        Binding("home", "first", show=False),
+        Binding("end", "last", show=False),
+        Binding("pagedown", "page_down", show=False),
+        Binding("pageup", "page_up", show=False),
+        Binding("space", "tick", "Tick", show=False),
+    ]
+
+    def action_tick(self) -> None:
+        # Toggle now, not through the list's "selected" message, which toggles
+        # whatever is highlighted when it is handled: keys typed in a burst
+        # (over SSH) would otherwise tick the wrong line.
+        if self.highlighted is not None:
+            self.toggle(self.get_option_at_index(self.highlighted))
+
+
 class StylePickerScreen(ModalScreen["list[str] | None"]):
     """Space toggles a style, Enter applies the ticked ones (in the order ticked),
     Escape leaves the styles as they were."""
@@ -28,7 +49,8 @@ class StylePickerScreen(ModalScreen["list[str] | None"]):
     """
     BINDINGS = [
         Binding("escape", "close", "Cancel"),
-        Binding("enter", "apply", "Apply", priority=True),
+        # Not a priority binding, so it runs in turn after keys typed just before it.
+        Binding("enter", "apply", "Apply"),
         Binding("delete", "clear", "None"),
     ]
 
@@ -41,7 +63,7 @@ class StylePickerScreen(ModalScreen["list[str] | None"]):
         styles = sorted(self.catalog.styles.values(), key=lambda s: s.name)
         with Vertical():
             yield Label("Styles  (space ticks · enter applies · delete clears · escape cancels)")
-            yield SelectionList[str](
+            yield StyleList(
                 *(
                     Selection(Text(f"{s.name}  {s.description}"), s.name, s.name in self.order)
                     for s in styles
@@ -72,16 +94,10 @@ class StylePickerScreen(ModalScreen["list[str] | None"]):
             detail += "\nsettings: " + ", ".join(f"{k}={v}" for k, v in style.settings.items())
         self.query_one("#style-detail", Static).update(detail)
 
-    def on_selection_list_selection_toggled(self, event: SelectionList.SelectionToggled) -> None:
-        name = event.selection.value
-        if name in self.order:
-            self.order.remove(name)
-        else:
-            self.order.append(name)
-
     def action_apply(self) -> None:
-        ticked = set(self.query_one(SelectionList).selected)
-        self.dismiss([name for name in self.order if name in ticked])
+        ticked = list(self.query_one(SelectionList).selected)  # in the order ticked
+        kept = [name for name in self.order if name in ticked]
+        self.dismiss(kept + [name for name in ticked if name not in kept])
 
     def action_clear(self) -> None:
         self.query_one(SelectionList).deselect_all()
