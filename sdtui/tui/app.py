@@ -96,7 +96,9 @@ class StudioScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.query_one("#prompt", TextArea).focus()
-        self.app.call_later(self.app.studio_ready)  # type: ignore[attr-defined]
+        # Start loading once the first frame is out: the torch import in the worker
+        # would otherwise compete with the first paint for the interpreter.
+        self.app.call_after_refresh(self.app.studio_ready)  # type: ignore[attr-defined]
 
 
 def _entry_prompt(entry: Any) -> str:
