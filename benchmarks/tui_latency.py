@@ -63,7 +63,7 @@ def first_paint(env: dict[str, str], gallery: Path, width: int, height: int) -> 
             if "ready (loaded" in screen:
                 ready = now
                 break
-            time.sleep(0.005)
+            time.sleep(0.02)  # each poll starts a tmux client: keep them few
     finally:
         subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
     return painted, ready

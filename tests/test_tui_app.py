@@ -510,3 +510,38 @@ async def test_renderer_can_be_forced(make_app: Any, renderer: str, widget: str)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
         assert type(app.preview.query_one("#image")).__name__ == widget
+
+
+@pytest.mark.parametrize("size", [(100, 30), (160, 50)])
+async def test_layout_fits_small_and_large_terminals(make_app: Any, size: tuple[int, int]) -> None:
+    app = make_app()
+    async with app.run_test(size=size) as pilot:
+        await pilot.pause()
+        screen = app.screen.region
+        for widget in (
+            app.prompt_editor,
+            app.negative_editor,
+            app.params,
+            app.preview,
+            app.history,
+            app.status,
+        ):
+            region = widget.region
+            assert region.height > 0 and region.width >= 30, widget
+            assert screen.contains_region(region), widget
+        assert app.prompt_editor.region.height >= 4  # a few lines of prompt in view
+        for name in ("model", "steps", "seed", "width", "height", "count"):
+            field = app.params.query_one(f"#{name}")
+            assert field.region.height == 1 and screen.contains_region(field.region), name
+        footer = app.screen.query_one("Footer")
+        assert footer.region.bottom == screen.bottom
+        keys = " ".join(str(w.render()) for w in footer.query("FooterKey"))
+        assert "Generate" in keys and "Cancel" in keys
+
+
+def test_bad_renderer_flag_is_refused() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "sdtui", "--renderer", "crayon"], capture_output=True, text=True
+    )
+    assert result.returncode == 2
+    assert "--renderer" in result.stderr and "crayon" in result.stderr
