@@ -112,6 +112,9 @@ def setup_logging(level: int = logging.INFO) -> Path | None:
         if root.level == logging.NOTSET or root.level > logging.WARNING:
             root.setLevel(logging.WARNING)  # libraries: warnings and worse
         log.setLevel(level)
+        # Library warnings go to the file: on the terminal they would tear the app's
+        # screen, or bury the one line that says what failed.
+        logging.captureWarnings(True)
         _handler = handler
         _install_exception_hooks()
         return path
@@ -125,6 +128,7 @@ def stop_logging() -> None:
             logging.getLogger().removeHandler(_handler)
             _handler.close()
             _handler = None
+            logging.captureWarnings(False)
 
 
 def _install_exception_hooks() -> None:
