@@ -359,7 +359,7 @@ async def test_parameter_keys_work_from_the_prompt_editor(make_app: Any) -> None
         before = params.value("scheduler")
         await pilot.press("ctrl+t")
         assert params.value("scheduler") != before
-        await pilot.press("ctrl+b")
+        await pilot.press("ctrl+n")
         assert (params.value("width"), params.value("height")) == ("64", "96")
         await pilot.press("ctrl+r")
         seed = params.value("seed")

@@ -25,6 +25,8 @@ class KeyAction:
     priority: bool = True
 
 
+# Ctrl+B and Ctrl+A are left alone: they are the tmux and screen prefixes, and
+# people run sdtui inside those over SSH.
 KEY_ACTIONS: tuple[KeyAction, ...] = (
     KeyAction("generate", "ctrl+g", "Generate", "Queue a generation from the prompt and settings"),
     KeyAction(
@@ -45,7 +47,7 @@ KEY_ACTIONS: tuple[KeyAction, ...] = (
     KeyAction("reroll_seed", "ctrl+r", "Re-roll", "Pick a new random seed"),
     KeyAction("toggle_seed_lock", "ctrl+l", "Lock seed", "Keep the seed between generations"),
     KeyAction("cycle_scheduler", "ctrl+t", "Scheduler", "Switch to the next scheduler"),
-    KeyAction("cycle_size", "ctrl+b", "Size", "Switch to the next size preset for the model"),
+    KeyAction("cycle_size", "ctrl+n", "Size", "Switch to the next size preset for the model"),
     KeyAction("prompt_older", "ctrl+up", "Older prompt", "Recall the previous prompt", False),
     KeyAction("prompt_newer", "ctrl+down", "Newer prompt", "Recall the next prompt", False),
     KeyAction("remix", "f5", "Remix", "Load every setting of the selected history entry"),
