@@ -130,6 +130,17 @@ def test_queue_resolves_wildcards_per_image():
     assert [r.seed for r in made] == [3, 4] and all("{" not in r.prompt for r in made)
 
 
+def test_remix_of_an_unstyled_or_orphaned_image_turns_styles_off():
+    app = Host(Settings())
+    app.active_styles = ["anime"]
+    plain = GenerationRequest("a plain fox", seed=1)
+    assert app.restore_prompt_craft(plain) == plain
+    assert app.active_styles == []
+    gone = plain.replace(extras={"Styles": "deleted-style", "Style base prompt": "fox"})
+    assert app.restore_prompt_craft(gone).prompt == "a plain fox"
+    assert app.active_styles == []
+
+
 def test_prompt_summary_counts_and_reports_errors():
     assert prompt_summary("a red cat") == "tokens 3/75"
     long = prompt_summary("cat, " * 40)
@@ -175,6 +186,20 @@ async def test_app_queues_styled_wildcard_prompts_per_image(demo_model_dir, gall
             if len(asked) == 2 and not app.jobs.busy and not app.jobs.pending:
                 break
         await pilot.pause()
+        # A remix brings back the prompt as written and its style, and makes the same image.
+        first = asked[0]
+        app.remix_request(first)
+        await pilot.pause()
+        assert app.prompt_editor.text == "a {red|blue} fox"
+        assert app.active_styles == ["anime"]
+        app.prompt_editor.focus()
+        await pilot.press("ctrl+g")
+        for _ in range(1200):
+            await pilot.pause(0.05)
+            if len(asked) == 3 and not app.jobs.busy and not app.jobs.pending:
+                break
+        assert (asked[2].prompt, asked[2].seed) == (first.prompt, first.seed)
+        asked.pop()
     from sdtui.prompts.wildcards import resolve_wildcards
 
     assert [r.seed for r in asked] == [5, 6]
@@ -183,7 +208,7 @@ async def test_app_queues_styled_wildcard_prompts_per_image(demo_model_dir, gall
         assert r.prompt.startswith(f"anime artwork of {picked}")
         assert dict(r.extras)["Styles"] == "anime"
     saved = sorted(p for p in gallery_dir.rglob("*.png") if ".sdtui" not in p.parts)
-    assert len(saved) == 2
+    assert len(saved) == 3
     assert {read_metadata(p).extras["Wildcard prompt"] for p in saved} == {
         "anime artwork of a {red|blue} fox, anime style, key visual, vibrant, studio anime, "
         "highly detailed"

@@ -20,6 +20,10 @@ from sdtui.prompts.datafiles import builtin_entries, check_name, user_entries
 PLACEHOLDER = "{prompt}"
 STYLE_SETTINGS = ("steps", "cfg", "width", "height", "scheduler")
 _TEXT_KEYS = ("name", "template", "negative", "description")
+# Metadata keys of a styled request.
+STYLES_KEY = "Styles"
+BASE_PROMPT_KEY = "Style base prompt"
+BASE_NEGATIVE_KEY = "Style base negative prompt"
 
 
 @dataclass(frozen=True)
@@ -145,10 +149,10 @@ def style_request(
         for style in chosen:
             changes.update(style.settings)
     extras = dict(request.extras)
-    extras.setdefault("Style base prompt", request.prompt)
+    extras.setdefault(BASE_PROMPT_KEY, request.prompt)
     if request.negative_prompt:
-        extras.setdefault("Style base negative prompt", request.negative_prompt)
-    extras["Styles"] = ", ".join(s.name for s in chosen)
+        extras.setdefault(BASE_NEGATIVE_KEY, request.negative_prompt)
+    extras[STYLES_KEY] = ", ".join(s.name for s in chosen)
     return request.replace(
         prompt=prompt, negative_prompt=negative, extras=tuple(extras.items()), **changes
     )

@@ -269,6 +269,7 @@ class SdtuiApp(PromptCraftMixin, App[None]):
     def remix_request(self, request: GenerationRequest) -> None:
         """Load every setting of `request` into the editor and fields (public: the
         gallery screen uses it too)."""
+        request = self.restore_prompt_craft(request)  # prompt as written, its styles
         self.prompt_editor.load_text(request.prompt)
         self.negative_editor.load_text(request.negative_prompt)
         self.params.load(request)

@@ -13,6 +13,7 @@ from sdtui.errors import ValidationError
 from sdtui.params import GenerationRequest
 from sdtui.prompts.expand import ExpandSettings
 from sdtui.prompts.prepare import prepare_requests
+from sdtui.prompts.styles import BASE_NEGATIVE_KEY, BASE_PROMPT_KEY, STYLES_KEY, load_styles
 from sdtui.prompts.syntax import parse_weighted
 from sdtui.prompts.weighting import token_count
 
@@ -32,6 +33,27 @@ class PromptCraftMixin:
     def prepare_for_queue(self, request: GenerationRequest) -> list[GenerationRequest]:
         """Styles, then wildcards (one request per image seed); ValidationError when bad."""
         return prepare_requests(request, styles=self._craft_styles())
+
+    def restore_prompt_craft(self, request: GenerationRequest) -> GenerationRequest:
+        """Before a remix: the prompt as written and the styles that were active.
+
+        Re-queuing then makes the same image (wildcards pick by the same seed)
+        and styles are not applied twice; an image made without styles turns
+        the active styles off. A style that no longer exists leaves the final
+        prompt as it is.
+        """
+        extras = dict(request.extras)
+        names = [n.strip() for n in extras.get(STYLES_KEY, "").split(",") if n.strip()]
+        self.active_styles = []
+        if not names or BASE_PROMPT_KEY not in extras:
+            return request
+        known = load_styles().styles
+        if any(name not in known for name in names):
+            return request
+        self.active_styles = names
+        return request.replace(
+            prompt=extras[BASE_PROMPT_KEY], negative_prompt=extras.get(BASE_NEGATIVE_KEY, "")
+        )
 
     def action_expand_prompt(self) -> None:
         app: Any = self
