@@ -382,3 +382,15 @@ async def test_remix_of_an_image_without_settings_changes_nothing(gallery_dir: P
             assert screen.list.count == 1
             await pilot.press("r")
             assert pilot.app.screen is screen
+
+
+async def test_command_palette_runs_gallery_actions(gallery: Gallery) -> None:
+    async with Host(gallery).run_test(size=SIZE) as pilot:
+        screen = await opened(pilot)
+        await pilot.press("ctrl+p")
+        await pilot.press(*"Gallery: Fav")
+        await pilot.pause(0.5)
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: pilot.app.screen is screen)
+        await wait_until(pilot, lambda: bool(gallery.list(favorites=True)))
+        assert gallery.list(favorites=True)[0].prompt == "a quiet harbour"

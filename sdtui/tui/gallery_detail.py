@@ -148,6 +148,9 @@ class GalleryCompareScreen(ImageLoading, Screen[None]):
         width: 1fr; border: round $panel-lighten-2; align: center middle;
     }
     GalleryCompareScreen .compare-side > Static { height: 1; color: $text-muted; }
+    GalleryCompareScreen #compare-left, GalleryCompareScreen #compare-right {
+        width: auto; height: 1fr;
+    }
     GalleryCompareScreen #compare-table { height: auto; max-height: 50%; }
     """
 

@@ -92,6 +92,7 @@ class GalleryScreen(Screen[None]):
         self.undo_tokens: list[tuple[str, str]] = []  # (token, file name), newest last
         self._search_timer: Timer | None = None
         self._thumb_timer: Timer | None = None
+        self.changed = False  # favourites or deletions made here: the history reloads
 
     # -- layout and start --------------------------------------------------------
 
@@ -151,6 +152,11 @@ class GalleryScreen(Screen[None]):
         self.list.refresh()
         self._error(f"Gallery: {message.error}")
 
+    def on_unmount(self) -> None:
+        reload_history = getattr(self.app, "reload_history", None)
+        if self.changed and callable(reload_history):
+            reload_history()
+
     def on_screen_resume(self, event: events.ScreenResume) -> None:
         # Images may have been made, or changed in the large view, meanwhile.
         if self.gallery is not None:
@@ -185,10 +191,10 @@ class GalleryScreen(Screen[None]):
         entry = message.entry
         info = self.query_one("#gallery-info", Static)
         if entry is None:
-            info.update("")
+            info.update("", layout=False)
             self.query_one("#gallery-thumb").image = None
             return
-        info.update(settings_text_short(entry))
+        info.update(settings_text_short(entry), layout=False)
         if self._thumb_timer is not None:
             self._thumb_timer.stop()
         self._thumb_timer = self.set_timer(THUMB_DELAY, lambda: self._make_thumbnail(entry.id))
@@ -216,7 +222,7 @@ class GalleryScreen(Screen[None]):
             info = self.query_one("#gallery-info", Static)
             text = settings_text_short(entry)
             text.append(f"\nno preview: {message.error}", style="dim")
-            info.update(text)
+            info.update(text, layout=False)
 
     # -- search and filters --------------------------------------------------------
 
@@ -294,6 +300,7 @@ class GalleryScreen(Screen[None]):
         except Exception as exc:
             self._error(f"Favourite not changed: {_error_text(exc)}")
             return None
+        self.changed = True
         self.reload()
         word = "Marked as favourite" if updated.favorite else "No longer a favourite"
         self.notify(f"{word}: {entry.path.name}", markup=False)
@@ -348,6 +355,7 @@ class GalleryScreen(Screen[None]):
             self._error(f"Not deleted: {_error_text(exc)}")
             self.reload()
             return
+        self.changed = True
         self.undo_tokens.append((token, entry.path.name))
         if self.list.marked_id == entry.id:
             self.list.marked_id = None
@@ -365,6 +373,7 @@ class GalleryScreen(Screen[None]):
             self._error(f"Could not put {name} back: {_error_text(exc)}")
             return
         self.undo_tokens.pop()
+        self.changed = True
         self.reload()
         self.notify(f"Restored: {restored.path.name}", markup=False)
 
