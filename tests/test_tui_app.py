@@ -545,3 +545,22 @@ def test_bad_renderer_flag_is_refused() -> None:
     )
     assert result.returncode == 2
     assert "--renderer" in result.stderr and "crayon" in result.stderr
+
+
+async def test_quitting_stops_the_running_generation(make_app: Any, engines: list) -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: bool(engines))
+        await idle(pilot, app)
+        engines[0].gate.clear()
+        await type_prompt(pilot, app, "long one")
+        await set_field(pilot, app, "steps", "50")
+        app.prompt_editor.focus()
+        await pilot.press("ctrl+g", "ctrl+g")
+        await wait_until(pilot, lambda: app.jobs.running is not None and app.jobs.pending)
+        running = app.jobs.running
+        await pilot.press("ctrl+q")
+        assert running.cancel.cancelled
+        assert app.jobs.pending == []
+        engines[0].gate.set()
+    assert engines[0].prompts == ["long one"]

@@ -461,6 +461,13 @@ class SdtuiApp(PromptCraftMixin, App[None]):
         if not self.jobs.busy:
             self.exit()
 
+    async def action_quit(self) -> None:
+        """Quit now: waiting requests are dropped and the running image stops within a
+        step, so leaving never waits for a long generation to end."""
+        self.jobs.clear()
+        self.jobs.cancel_running()
+        self.exit()
+
     def action_clear_queue(self) -> None:
         dropped = self.jobs.clear()
         self._update_queue()
