@@ -20,6 +20,7 @@ from sdtui.params import GenerationRequest, format_parameters
 from sdtui.results import GeneratedImage, GenerationResult
 from sdtui.tui.app import SdtuiApp
 from sdtui.tui.gallery_detail import GalleryCompareScreen, GalleryDetailScreen
+from sdtui.tui.gallery_grid import IMAGE_LINES, GalleryGrid
 from sdtui.tui.gallery_keys import GALLERY_KEYS, GalleryHelpScreen
 from sdtui.tui.gallery_list import GalleryList
 from sdtui.tui.gallery_screen import GalleryScreen
@@ -394,3 +395,58 @@ async def test_command_palette_runs_gallery_actions(gallery: Gallery) -> None:
         await wait_until(pilot, lambda: pilot.app.screen is screen)
         await wait_until(pilot, lambda: bool(gallery.list(favorites=True)))
         assert gallery.list(favorites=True)[0].prompt == "a quiet harbour"
+
+
+def cell_colours(widget: Any, y: int) -> set[tuple[int, int, int]]:
+    colours = set()
+    for segment in widget.render_line(y):
+        style = segment.style
+        for colour in (style.color, style.bgcolor) if style else ():
+            if colour is not None and colour.triplet is not None:
+                colours.add(tuple(colour.triplet))
+    return colours
+
+
+async def test_grid_shows_thumbnails_and_moves_in_two_directions(gallery: Gallery) -> None:
+    async with Host(gallery).run_test(size=SIZE) as pilot:
+        screen = await opened(pilot)
+        await pilot.press("down", "g")
+        grid = screen.list
+        assert isinstance(grid, GalleryGrid) and screen.focused is grid
+        assert grid.cursor == 1  # the same image stays highlighted
+        # Each cell's picture is the image's own colour (images are one flat colour).
+        await wait_until(pilot, lambda: (120, 40, 80) in cell_colours(grid, 2))
+        assert (80, 40, 120) in cell_colours(grid, 2)  # the second newest, beside it
+        caption = line_text(grid, IMAGE_LINES)
+        assert "a quiet harbour"[:10] in caption and "an old oak"[:10] in caption
+        assert grid.columns >= 3
+        await pilot.press("right", "right")
+        assert grid.cursor == 3
+        await pilot.press("left", "up")
+        assert grid.cursor == 0
+        await pilot.press("enter")
+        assert isinstance(pilot.app.screen, GalleryDetailScreen)
+        assert pilot.app.screen.entry.prompt == "a quiet harbour"
+        await pilot.press("escape", "g")
+        assert screen.list is screen.query_one("#gallery-list") and screen.list.cursor == 0
+
+
+async def test_grid_over_many_rows_loads_only_what_is_in_view(gallery_dir: Path) -> None:
+    rows = 5_000
+    with Gallery(gallery_dir) as g:
+        index = GalleryIndex(g.index_path)
+        index.add_rows(synthetic_rows(rows), batch=5000)
+        index.close()
+    with Gallery(gallery_dir) as g:
+        async with Host(g).run_test(size=SIZE) as pilot:
+            screen = await opened(pilot)
+            await pilot.press("g", "pagedown", "pagedown", "end")
+            grid = screen.list
+            assert grid.cursor == rows - 1 and grid.entry.seed == 0
+            await pilot.app.workers.wait_for_complete()
+            await pilot.pause()
+            assert "no image" in "".join(
+                line_text(grid, y) for y in range(grid.scrollable_content_region.height)
+            )
+            assert grid.pages.rows_fetched <= 4 * grid.pages.page_size
+            assert len(grid._thumbs) <= 3 * 8 * grid.columns

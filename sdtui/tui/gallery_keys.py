@@ -33,6 +33,9 @@ GALLERY_KEYS: tuple[KeyAction, ...] = (
         True,
         False,
     ),
+    KeyAction(
+        "toggle_grid", "g", "Grid", "Switch between the list and the thumbnail grid", True, False
+    ),
     KeyAction("favorites_only", "asterisk", "Favs only", "Show only favourites", True, False),
     KeyAction("cycle_model", "m", "Model", "Show one model's images (cycles)", True, False),
     KeyAction("cycle_period", "t", "Date", "Show today, 7, 30 or 365 days", True, False),

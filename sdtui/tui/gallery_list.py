@@ -91,7 +91,7 @@ class GalleryList(ScrollView, can_focus=True):
     def set_pages(self, pages: EntryPages, cursor: int = 0) -> None:
         """Show another result set; the cursor stays at `cursor` where it can."""
         self.pages = pages
-        self.virtual_size = Size(self.size.width, pages.count)
+        self._update_virtual_size()
         self.set_reactive(GalleryList.cursor, 0)
         self._move(max(0, min(cursor, pages.count - 1)), force=True)
         self.refresh()
@@ -105,8 +105,11 @@ class GalleryList(ScrollView, can_focus=True):
         """The entry under the cursor."""
         return self.pages.entry(self.cursor) if self.pages is not None else None
 
+    def _update_virtual_size(self) -> None:
+        self.virtual_size = Size(self.size.width, self.count)
+
     def on_resize(self, event: events.Resize) -> None:
-        self.virtual_size = Size(event.size.width, self.count)
+        self._update_virtual_size()
 
     # -- drawing -------------------------------------------------------------
 
@@ -148,9 +151,15 @@ class GalleryList(ScrollView, can_focus=True):
         old = self.cursor
         self.set_reactive(GalleryList.cursor, index)
         self._scroll_to_cursor()
-        self.refresh_line(old)
-        self.refresh_line(index)
+        self._refresh_cursor(old, index)
         self.post_message(self.Highlighted(self, index, self.entry))
+
+    def _refresh_cursor(self, old: int, new: int) -> None:
+        self.refresh_line(old)
+        self.refresh_line(new)
+
+    def _page_step(self) -> int:
+        return max(1, self.scrollable_content_region.height - 1)
 
     def _scroll_to_cursor(self) -> None:
         height = self.scrollable_content_region.height
@@ -170,10 +179,10 @@ class GalleryList(ScrollView, can_focus=True):
         self._move(self.cursor + 1)
 
     def action_page_up(self) -> None:
-        self._move(self.cursor - max(1, self.scrollable_content_region.height - 1))
+        self._move(self.cursor - self._page_step())
 
     def action_page_down(self) -> None:
-        self._move(self.cursor + max(1, self.scrollable_content_region.height - 1))
+        self._move(self.cursor + self._page_step())
 
     def action_first(self) -> None:
         self._move(0)

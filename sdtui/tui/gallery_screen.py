@@ -23,6 +23,7 @@ from textual.widgets import Footer, Input, Static
 
 from sdtui.errors import SdtuiError
 from sdtui.tui.gallery_detail import GalleryCompareScreen, GalleryDetailScreen, image_widget
+from sdtui.tui.gallery_grid import GalleryGrid
 from sdtui.tui.gallery_keys import (
     GALLERY_KEYS,
     GalleryCommands,
@@ -76,6 +77,7 @@ class GalleryScreen(Screen[None]):
         width: 3fr; height: 1fr; border: round $panel-lighten-2;
     }
     GalleryScreen GalleryList:focus { border: round $primary; }
+    GalleryScreen #gallery-grid { display: none; }
     GalleryScreen #gallery-side {
         width: 2fr; min-width: 30; max-width: 70; height: 1fr;
         border: round $panel-lighten-2; align: center top;
@@ -93,6 +95,7 @@ class GalleryScreen(Screen[None]):
         self._search_timer: Timer | None = None
         self._thumb_timer: Timer | None = None
         self.changed = False  # favourites or deletions made here: the history reloads
+        self.grid_mode = False
 
     # -- layout and start --------------------------------------------------------
 
@@ -101,6 +104,7 @@ class GalleryScreen(Screen[None]):
         yield Static("", id="gallery-filters")
         with Horizontal(id="gallery-body"):
             yield GalleryList(id="gallery-list")
+            yield GalleryGrid(id="gallery-grid")
             with Vertical(id="gallery-side"):
                 yield image_widget(self.app, "gallery-thumb")
                 yield Static("", id="gallery-info")
@@ -113,7 +117,8 @@ class GalleryScreen(Screen[None]):
 
     @property
     def list(self) -> GalleryList:
-        return self.query_one(GalleryList)
+        """The view in use: the list, or the grid of thumbnails."""
+        return self.query_one("#gallery-grid" if self.grid_mode else "#gallery-list", GalleryList)
 
     @property
     def search_input(self) -> Input:
@@ -188,6 +193,8 @@ class GalleryScreen(Screen[None]):
         self.query_one("#gallery-filters", Static).update(text)
 
     def on_gallery_list_highlighted(self, message: GalleryList.Highlighted) -> None:
+        if message.gallery_list is not self.list:
+            return  # the hidden view
         entry = message.entry
         info = self.query_one("#gallery-info", Static)
         if entry is None:
@@ -257,6 +264,18 @@ class GalleryScreen(Screen[None]):
         if self.focused is self.search_input:
             self._apply_search()
             self.list.focus()
+
+    def action_toggle_grid(self) -> None:
+        old = self.list
+        self.grid_mode = not self.grid_mode
+        new = self.list
+        new.empty_text = old.empty_text
+        new.marked_id = old.marked_id
+        old.display = False
+        new.display = True
+        if old.pages is not None:
+            new.set_pages(old.pages, old.cursor)
+        new.focus()
 
     def action_favorites_only(self) -> None:
         self._set_filters(self.filters.with_changes(favorites=not self.filters.favorites))
