@@ -564,3 +564,13 @@ async def test_quitting_stops_the_running_generation(make_app: Any, engines: lis
         assert app.jobs.pending == []
         engines[0].gate.set()
     assert engines[0].prompts == ["long one"]
+
+
+async def test_an_unknown_theme_is_reported_and_the_default_used(make_app: Any) -> None:
+    app = make_app(theme="no-such-theme")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        assert "no-such-theme" in app.last_error
+        assert app.theme == "sdtui-dark"
+        await type_prompt(pilot, app, "still works")
+        assert app.prompt_editor.text == "still works"

@@ -167,8 +167,7 @@ class SdtuiApp(PromptCraftMixin, App[None]):
             self.show_error(problem)
         wanted = self._requested_theme or themes.remembered_theme() or self.settings.theme
         if wanted not in self.available_themes:
-            if self._requested_theme:
-                self.show_error(f"theme {wanted!r} is unknown; using {themes.DEFAULT_THEME}")
+            self.show_error(f"theme {wanted!r} is unknown; using {themes.DEFAULT_THEME}")
             wanted = themes.DEFAULT_THEME
             if wanted not in self.available_themes:  # the theme files are missing
                 wanted = "textual-dark"
