@@ -142,10 +142,23 @@ def test_remix_of_an_unstyled_or_orphaned_image_turns_styles_off():
 
 
 def test_prompt_summary_counts_and_reports_errors():
-    assert prompt_summary("a red cat") == "tokens 3/75"
-    long = prompt_summary("cat, " * 40)
-    assert long.startswith("tokens 80/75 (2 chunks)")
-    assert "never closed" in prompt_summary("a (red cat")
+    assert prompt_summary("a red cat") == "≈3/75 tokens"
+    assert prompt_summary("  ") == ""
+    assert prompt_summary("cat, " * 40).startswith("≈80/75 tokens (2 chunks)")
+    assert prompt_summary("a (red cat").startswith("'(' is never closed (add ')') at column 3")
+
+
+async def test_prompt_border_shows_tokens_and_errors_as_typed():
+    app = Host(Settings())
+    async with app.run_test(size=(100, 30)) as pilot:
+        app.prompt_editor.focus()
+        await pilot.press(*"a [x (red")
+        await pilot.pause()
+        subtitle = str(app.prompt_editor.border_subtitle)
+        assert subtitle.startswith("'(' is never closed") and subtitle.endswith("tokens")
+        await pilot.press(*")]")
+        await pilot.pause()
+        assert str(app.prompt_editor.border_subtitle) == "≈3/75 tokens"
 
 
 async def test_app_queues_styled_wildcard_prompts_per_image(demo_model_dir, gallery_dir):

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich.text import Text
+from textual.widgets import TextArea
+
 from sdtui.errors import ValidationError
 from sdtui.params import GenerationRequest
 from sdtui.prompts.expand import ExpandSettings
@@ -33,6 +36,13 @@ class PromptCraftMixin:
     def prepare_for_queue(self, request: GenerationRequest) -> list[GenerationRequest]:
         """Styles, then wildcards (one request per image seed); ValidationError when bad."""
         return prepare_requests(request, styles=self._craft_styles())
+
+    def on_text_area_changed(self, event: TextArea.Changed) -> None:
+        """Keep the token count and any weighting error on the prompt editor's border."""
+        area = event.text_area
+        if area.id == "prompt":
+            # Text, not markup: the user's brackets must show as typed.
+            area.border_subtitle = Text(prompt_summary(area.text))
 
     def restore_prompt_craft(self, request: GenerationRequest) -> GenerationRequest:
         """Before a remix: the prompt as written and the styles that were active.
@@ -145,13 +155,20 @@ class PromptCraftMixin:
 
 
 def prompt_summary(prompt: str, tokenizer_or_family: Any = "sd1") -> str:
-    """One status line for the prompt editor: token use and any weighting error."""
+    """One line for the prompt editor's border: token use and any weighting error.
+
+    With a family name the count is an estimate (shown with ≈); the tokens
+    past one window are not lost, they go to the model in further chunks.
+    """
+    if not prompt.strip():
+        return ""
     try:
         parse_weighted(prompt)
         problem = ""
     except ValidationError as exc:
-        problem = f" · {exc}"
+        problem = f"{exc.message.removeprefix('prompt: ')} · "  # first: the border is narrow
     count, limit = token_count(tokenizer_or_family, prompt)
     chunks = max(1, -(-count // limit))
     chunk_note = f" ({chunks} chunks)" if chunks > 1 else ""
-    return f"tokens {count}/{limit}{chunk_note}{problem}"
+    approx = "≈" if isinstance(tokenizer_or_family, str) else ""
+    return f"{problem}{approx}{count}/{limit} tokens{chunk_note}"
