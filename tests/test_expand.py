@@ -130,6 +130,7 @@ def test_expand_prompt_uses_config_section(tiny_gpt2):
         ({"expand_max_new_tokens": 10_000}, "max_new_tokens"),
         ({"expand_temperature": 0}, "temperature"),
         ({"expander": ""}, "expander"),
+        ({"expander_device": "gpu"}, "expander_device"),
     ],
 )
 def test_bad_expansion_settings_are_refused(section, field):

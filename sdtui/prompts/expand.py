@@ -74,6 +74,12 @@ class ExpandSettings:
         if not 0 < self.temperature <= 5:
             raise ValidationError("expand temperature", "must be above 0 and at most 5")
         _check_int("expand top_k", self.top_k, 0, 1000)
+        if not isinstance(self.device, str) or not re.fullmatch(
+            r"cpu|mps|cuda(:\d+)?", self.device
+        ):
+            raise ValidationError(
+                "expander_device", f"must be cpu, cuda, cuda:N or mps, got {self.device!r}"
+            )
 
 
 def _check_int(name: str, value: Any, lo: int, hi: int) -> int:
