@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from sdtui.errors import ValidationError
 from sdtui.prompts.syntax import check_prompt_syntax, highlight, parse_weighted
@@ -183,3 +185,39 @@ def test_sdxl_pair_of_encoders_concatenates_and_pools(tmp_path):
     assert long["prompt_embeds"].shape[1] > 77
     assert long["prompt_embeds"].shape == long["negative_prompt_embeds"].shape
     assert torch.count_nonzero(long["negative_pooled_prompt_embeds"]) > 0
+
+
+_PROMPT_CHARS = st.text(alphabet="ab :.1()[]\\{}|_,", max_size=40)
+
+
+@given(_PROMPT_CHARS)
+def test_any_text_parses_or_is_refused_clearly_and_highlight_never_raises(text):
+    try:
+        parsed = parse_weighted(text)
+    except ValidationError as exc:
+        assert exc.field == "prompt" and "column" in str(exc)
+    else:
+        assert all(f.weight >= 0 for f in parsed.fragments)
+        assert all(0 <= f.start <= f.end <= len(text) for f in parsed.fragments)
+    for span in highlight(text):
+        assert 0 <= span.start < span.end <= len(text)
+
+
+@given(st.text(alphabet=st.characters(blacklist_characters="()[]\\"), max_size=60))
+def test_text_without_brackets_is_plain(text):
+    parsed = parse_weighted(text)
+    assert not parsed.has_syntax and not parsed.is_weighted
+    assert parsed.plain_text == text
+
+
+@given(st.lists(st.sampled_from(["(", "[", "x"]), max_size=12))
+def test_balanced_brackets_weigh_by_depth(opens):
+    text = (
+        "".join(opens)
+        + "w"
+        + "".join(")" if o == "(" else "]" for o in reversed(opens) if o != "x")
+    )
+    parsed = parse_weighted(text)
+    ups, downs = opens.count("("), opens.count("[")
+    word = [f for f in parsed.fragments if f.text.endswith("w")][0]
+    assert word.weight == pytest.approx(1.1**ups / 1.1**downs)
