@@ -1,0 +1,1 @@
+"""`sdtui bench`: real architectures with random weights, and the measurements."""

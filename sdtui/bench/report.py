@@ -17,6 +17,11 @@ def _mb(value: Any) -> str:
     return "-" if value is None else f"{value:,.0f} MB"
 
 
+def _noise(row: dict[str, Any]) -> str:
+    """Half the spread between the fastest and slowest run, as a +- percentage."""
+    return f"{row['spread_pct'] / 2:.1f}%"
+
+
 def _pct(value: float) -> str:
     return f"{value:+.2f}%"
 
@@ -36,7 +41,10 @@ def format_report(report: dict[str, Any]) -> str:
         f" second image (warm) {report['second_image_seconds']:.3f} s"
     )
     lines.append("")
-    header = f"  {'':26}{'s/image':>10}{'it/s':>9}{'vs plain':>10}{'target':>9}  peak memory"
+    header = (
+        f"  {'':26}{'s/image':>10}{'cpu s':>10}{'±noise':>8}{'it/s':>9}"
+        f"{'vs plain':>10}{'target':>11}  peak memory"
+    )
     lines.append(header)
     rows = (
         ("plain diffusers", "plain"),
@@ -52,8 +60,9 @@ def format_report(report: dict[str, Any]) -> str:
             mark = "ok" if row["within_target"] else "OVER"
             target = f"<{row['target_pct']:g}% {mark}"
         lines.append(
-            f"  {label:26}{_num(row['seconds_per_image'], 4):>10}{_num(row['it_per_s'], 2):>9}"
-            f"{ratio:>10}{target:>9}  {_mb(row['peak_memory_mb'])}"
+            f"  {label:26}{_num(row['seconds_per_image'], 4):>10}"
+            f"{_num(row['cpu_seconds_per_image'], 4):>10}{_noise(row):>8}"
+            f"{_num(row['it_per_s'], 2):>9}{ratio:>10}{target:>11}  {_mb(row['peak_memory_mb'])}"
         )
     same = report["engine"].get("same_image_as_plain")
     lines.append(f"  same pixels as plain diffusers for the same seed: {'yes' if same else 'NO'}")
@@ -63,17 +72,24 @@ def format_report(report: dict[str, Any]) -> str:
         f" = {cost['pct_of_step']:.2f}% of a step"
         f" ({report['engine_previews']['preview_frames']:g} frames an image)"
     )
-    lines.append(f"  peak memory is {report['memory_measure']}")
+    lines.append(
+        f"  ratios compare {report['compared_by']}; peak memory is {report['memory_measure']}"
+    )
     lines.append("")
-    lines.append(f"  {'fast path':26}{'s/image':>10}{'it/s':>9}{'time':>10}  peak memory")
-    lines.append(f"  {'(vs the default pipeline)':26}{'':>10}{'':>9}{'ratio':>10}")
+    lines.append(
+        f"  {'fast path':26}{'s/image':>10}{'cpu s':>10}{'±noise':>8}{'it/s':>9}{'time':>10}"
+        "  peak memory"
+    )
+    lines.append(f"  {'(vs the default pipeline)':26}{'':>28}{'':>9}{'ratio':>10}")
     for mode, row in report["fast_paths"].items():
         if row.get("status") != "measured":
             lines.append(f"  {mode:26}{row['status']}")
             continue
         lines.append(
-            f"  {mode:26}{_num(row['seconds_per_image'], 4):>10}{_num(row['it_per_s'], 2):>9}"
-            f"{_num(row['time_ratio']):>10}  {_mb(row['peak_memory_mb'])}"
+            f"  {mode:26}{_num(row['seconds_per_image'], 4):>10}"
+            f"{_num(row['cpu_seconds_per_image'], 4):>10}{_noise(row):>8}"
+            f"{_num(row['it_per_s'], 2):>9}{_num(row['time_ratio']):>10}"
+            f"  {_mb(row['peak_memory_mb'])}"
             f" (default {_mb(row['default_peak_memory_mb'])})"
         )
         if "compile_seconds" in row:
@@ -85,5 +101,6 @@ def format_report(report: dict[str, Any]) -> str:
     if "note" in tui:
         lines.append(f"  TUI: {tui['note']}")
     else:
-        lines.append("  TUI: " + ", ".join(f"{k} {v}" for k, v in tui.items()))
+        lines.append("  TUI (benchmarks/tui_latency.py):")
+        lines.extend(f"    {name}: {value}" for name, value in tui.items())
     return "\n".join(lines)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import warnings
 
 from sdtui.bench.architectures import ARCHITECTURES
 from sdtui.config import DEVICES, DTYPES
@@ -64,7 +66,17 @@ def parse_modes(text: str | None) -> tuple[str, ...] | None:
     return modes
 
 
+def _quiet_libraries() -> None:
+    """Library chatter (deprecations, shard-writing bars) would bury the table."""
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    for category in (FutureWarning, DeprecationWarning, UserWarning):
+        warnings.filterwarnings("ignore", category=category)
+
+
 def run(args: argparse.Namespace) -> int:
+    _quiet_libraries()
     from sdtui.bench.runner import BenchConfig, run_benchmark
 
     if args.repeats < 1:
