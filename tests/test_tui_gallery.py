@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from PIL import Image
 from rich.console import Console
+from textual import events
 from textual.app import App
 
 from sdtui.config import load_settings
@@ -450,3 +451,15 @@ async def test_grid_over_many_rows_loads_only_what_is_in_view(gallery_dir: Path)
             )
             assert grid.pages.rows_fetched <= 4 * grid.pages.page_size
             assert len(grid._thumbs) <= 3 * 8 * grid.columns
+
+
+async def test_keys_typed_in_one_burst_after_slash_go_to_the_search(gallery: Gallery) -> None:
+    async with Host(gallery).run_test(size=SIZE) as pilot:
+        screen = await opened(pilot)
+        # As a fast paste over SSH delivers them: all queued before any is handled.
+        for key, char in (("slash", "/"), ("r", "r"), ("e", "e"), ("d", "d")):
+            pilot.app.post_message(events.Key(key, char))
+        await wait_until(pilot, lambda: screen.list.count == 1)
+        assert screen.search_input.value == "red"
+        assert gallery.count() == 4  # "d" did not delete, "r" did not remix
+        assert pilot.app.screen is screen

@@ -15,14 +15,16 @@ from textual.widgets import Static
 
 from sdtui.tui.keys import KeyAction
 
-# Not priority bindings: letters typed in the search field stay in the search field.
+# Not priority bindings (but "/"): letters typed in the search field stay there.
 GALLERY_KEYS: tuple[KeyAction, ...] = (
+    # A priority key: it moves the focus before the keys typed right after it
+    # arrive, so "/dragon" typed in one burst is a search, never "d" (delete).
     KeyAction("search", "slash", "Search", "Search prompts as you type (enter or ↓ back to list)"),
     KeyAction("open", "enter", "Open", "Show the image large with all its settings", True, False),
     KeyAction("favorite", "f", "Fav", "Mark or unmark the image as a favourite", True, False),
     KeyAction("copy", "c", "Copy", "Copy the settings (A1111 parameters text)", True, False),
     KeyAction("remix", "r", "Remix", "Load the settings into the prompt editor", True, False),
-    KeyAction("delete", "delete,d", "Delete", "Move the image to the trash", True, False),
+    KeyAction("delete", "delete,d", "Del", "Move the image to the trash", True, False),
     KeyAction("undo", "u", "Undo", "Put the last deleted image back", True, False),
     KeyAction("mark", "space", "Mark", "Pick the image to compare with another", True, False),
     KeyAction(
@@ -36,7 +38,7 @@ GALLERY_KEYS: tuple[KeyAction, ...] = (
     KeyAction(
         "toggle_grid", "g", "Grid", "Switch between the list and the thumbnail grid", True, False
     ),
-    KeyAction("favorites_only", "asterisk", "Favs only", "Show only favourites", True, False),
+    KeyAction("favorites_only", "asterisk", "Favs", "Show only favourites", True, False),
     KeyAction("cycle_model", "m", "Model", "Show one model's images (cycles)", True, False),
     KeyAction("cycle_period", "t", "Date", "Show today, 7, 30 or 365 days", True, False),
     KeyAction("toggle_sort", "o", "Sort", "Newest or oldest first", True, False),

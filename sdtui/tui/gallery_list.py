@@ -34,7 +34,8 @@ def row_text(entry: Any, marked: bool = False) -> Text:
     text.append(f" {entry.created:%Y-%m-%d %H:%M} ", style="dim")
     size = f"{entry.width}x{entry.height}" if entry.width and entry.height else ""
     text.append(f"{size:>9} ", style="dim")
-    model = (entry.model or "")[-12:]
+    model = entry.model or ""
+    model = model if len(model) <= 12 else model[:11] + "…"
     text.append(f"{model:<12} ", style="cyan")
     prompt = " ".join((entry.prompt or "").split())
     text.append(prompt or entry.rel_path)

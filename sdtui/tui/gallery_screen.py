@@ -258,7 +258,7 @@ class GalleryScreen(Screen[None]):
         self.reload(cursor=0)
 
     def action_search(self) -> None:
-        self.search_input.focus()
+        self.set_focus(self.search_input)  # at once: `focus()` waits a turn
 
     def action_focus_list(self) -> None:
         if self.focused is self.search_input:
