@@ -20,12 +20,14 @@ class Host(PromptCraftMixin, App[None]):
     BINDINGS = [
         Binding("f6", "expand_prompt", "Expand", priority=True),
         Binding("f7", "pick_styles", "Styles", priority=True),
+        Binding("alt+w", "queue_combinations", "Combinations", priority=True),
     ]
 
     def __init__(self, settings: Settings) -> None:
         super().__init__()
         self.settings = settings
         self.errors: list[str] = []
+        self.queued: list[GenerationRequest] = []
 
     def compose(self) -> ComposeResult:
         yield TextArea(id="prompt")
@@ -36,6 +38,12 @@ class Host(PromptCraftMixin, App[None]):
 
     def show_error(self, message: str) -> None:
         self.errors.append(message)
+
+    def build_request(self) -> GenerationRequest:
+        return GenerationRequest(self.prompt_editor.text, seed=8)
+
+    def submit(self, request: GenerationRequest) -> None:
+        self.queued.append(request)
 
 
 @pytest.fixture(scope="module")
@@ -122,6 +130,20 @@ async def test_style_picker_ticks_in_order_and_queue_applies_them():
         await pilot.press("delete", "enter")
         await pilot.pause()
         assert app.active_styles == []
+
+
+async def test_combinations_key_queues_every_prompt_with_one_seed():
+    app = Host(Settings())
+    async with app.run_test(size=(100, 30)) as pilot:
+        app.prompt_editor.load_text("a {red|blue} {cat|owl|fox}")
+        await pilot.press("alt+w")
+        await pilot.pause()
+        assert len(app.queued) == 6 and {r.seed for r in app.queued} == {8}
+        assert len({r.prompt for r in app.queued}) == 6
+        app.prompt_editor.load_text("a plain fox")
+        await pilot.press("alt+w")
+        await pilot.pause()
+        assert len(app.queued) == 6 and "no {a|b}" in app.errors[-1]
 
 
 def test_queue_resolves_wildcards_per_image():

@@ -62,6 +62,13 @@ KEY_ACTIONS: tuple[KeyAction, ...] = (
     KeyAction(
         "save_preset", "ctrl+s", "Save preset", "Save the current settings as a preset", False
     ),
+    KeyAction(
+        "queue_combinations",
+        "alt+w",
+        "Combinations",
+        "Queue every combination of the prompt's wildcards",
+        False,
+    ),
     KeyAction("gallery", "ctrl+o", "Gallery", "Open the gallery browser"),
     KeyAction("help", "f1", "Help", "Show every key"),
 )

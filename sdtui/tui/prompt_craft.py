@@ -19,10 +19,12 @@ from sdtui.prompts.prepare import prepare_requests
 from sdtui.prompts.styles import BASE_NEGATIVE_KEY, BASE_PROMPT_KEY, STYLES_KEY, load_styles
 from sdtui.prompts.syntax import parse_weighted
 from sdtui.prompts.weighting import token_count
+from sdtui.prompts.wildcards import has_wildcards
 
 
 class PromptCraftMixin:
-    """Actions `expand_prompt`, `pick_styles`, `pick_preset`, `save_preset`, and
+    """Actions `expand_prompt`, `pick_styles`, `pick_preset`, `save_preset`,
+    `queue_combinations` (which needs the app's `submit`), and
     `prepare_for_queue`. Presets also need the app's `build_request`, `params`
     (with `load(request)`) and `negative_editor`."""
 
@@ -64,6 +66,22 @@ class PromptCraftMixin:
         return request.replace(
             prompt=extras[BASE_PROMPT_KEY], negative_prompt=extras.get(BASE_NEGATIVE_KEY, "")
         )
+
+    def action_queue_combinations(self) -> None:
+        """Queue one request for every combination of the prompt's wildcards."""
+        app: Any = self
+        try:
+            request = app.build_request()
+            if not (has_wildcards(request.prompt) or has_wildcards(request.negative_prompt)):
+                app.show_error("The prompt has no {a|b} or __name__ wildcards to combine.")
+                return
+            requests = prepare_requests(request, self._craft_styles(), combinations=True)
+        except ValidationError as exc:
+            app.show_error(f"Not queued: {exc}")
+            return
+        for item in requests:
+            app.submit(item)
+        app.notify(f"{len(requests)} combinations queued.", markup=False)
 
     def action_expand_prompt(self) -> None:
         app: Any = self
