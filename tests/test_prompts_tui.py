@@ -161,6 +161,10 @@ def test_remix_of_an_unstyled_or_orphaned_image_turns_styles_off():
     gone = plain.replace(extras={"Styles": "deleted-style", "Style base prompt": "fox"})
     assert app.restore_prompt_craft(gone).prompt == "a plain fox"
     assert app.active_styles == []
+    # A style whose template changed since: the final prompt stays.
+    changed = plain.replace(extras={"Styles": "anime", "Style base prompt": "fox"})
+    assert app.restore_prompt_craft(changed).prompt == "a plain fox"
+    assert app.active_styles == []
 
 
 def test_prompt_summary_counts_and_reports_errors():

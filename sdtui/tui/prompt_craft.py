@@ -51,21 +51,29 @@ class PromptCraftMixin:
 
         Re-queuing then makes the same image (wildcards pick by the same seed)
         and styles are not applied twice; an image made without styles turns
-        the active styles off. A style that no longer exists leaves the final
-        prompt as it is.
+        the active styles off. When a style was since removed or changed, the
+        final prompt is kept as it is.
         """
         extras = dict(request.extras)
         names = [n.strip() for n in extras.get(STYLES_KEY, "").split(",") if n.strip()]
         self.active_styles = []
         if not names or BASE_PROMPT_KEY not in extras:
             return request
-        known = load_styles().styles
-        if any(name not in known for name in names):
+        catalog = load_styles()
+        if any(name not in catalog.styles for name in names) or request.seed is None:
             return request
-        self.active_styles = names
-        return request.replace(
+        written = request.replace(
             prompt=extras[BASE_PROMPT_KEY], negative_prompt=extras.get(BASE_NEGATIVE_KEY, "")
         )
+        # Only when the styles (and wildcard files) still make the very same prompt.
+        try:
+            again = prepare_requests(written.replace(count=1), names, catalog=catalog)[0]
+        except ValidationError:
+            return request
+        if (again.prompt, again.negative_prompt) != (request.prompt, request.negative_prompt):
+            return request
+        self.active_styles = names
+        return written
 
     def action_queue_combinations(self) -> None:
         """Queue one request for every combination of the prompt's wildcards."""
