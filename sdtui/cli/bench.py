@@ -34,7 +34,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="LIST",
         help="comma-separated fast paths to compare, or 'none' (default: all that apply)",
     )
-    parser.add_argument("--repeats", type=int, default=3, help="interleaved rounds (default 3)")
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        help="interleaved rounds (default: 15 for the demo model, 3 for real sizes)",
+    )
     parser.add_argument("--seed", type=int, default=1234, help="seed of every run")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.add_argument(
@@ -79,13 +83,16 @@ def run(args: argparse.Namespace) -> int:
     _quiet_libraries()
     from sdtui.bench.runner import BenchConfig, run_benchmark
 
-    if args.repeats < 1:
-        raise ValidationError("repeats", f"must be at least 1, got {args.repeats}")
+    arch = None if args.model else (args.arch or "demo")
+    # A demo image takes milliseconds: many rounds are cheap and steady the medians.
+    repeats = args.repeats if args.repeats is not None else (15 if arch == "demo" else 3)
+    if repeats < 1:
+        raise ValidationError("repeats", f"must be at least 1, got {repeats}")
     width = height = None
     if args.size:
         width, height = parse_size(args.size)
     config = BenchConfig(
-        arch=None if args.model else (args.arch or "demo"),
+        arch=arch,
         model=args.model,
         steps=args.steps,
         width=width,
@@ -93,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         dtype=args.dtype,
         modes=parse_modes(args.modes),
-        repeats=args.repeats,
+        repeats=repeats,
         seed=args.seed,
         tui=args.tui,
     )
