@@ -266,6 +266,12 @@ def _explain(exc: Exception, source: ModelSource, token: str | None) -> SdtuiErr
         if _is_connection_error(cause):
             return _offline_error(source)
     message = _scrub(_first_line(exc), token)
+    if _only_pickle_weights(message):
+        return UnsafeCheckpointError(
+            f"{name} has pickle weights (.bin) where .safetensors are expected, and loading "
+            "a pickle can run any code hidden in it",
+            "use a copy with .safetensors weights, or pass --allow-pickle if you trust it",
+        )
     if source.kind == "hub":
         if "not a valid model identifier" in message:
             return _not_on_hub(name)
@@ -277,6 +283,12 @@ def _explain(exc: Exception, source: ModelSource, token: str | None) -> SdtuiErr
             "the files may be damaged or not a Stable Diffusion model",
         )
     return SdtuiError(f"cannot load {name}: {message}")
+
+
+def _only_pickle_weights(message: str) -> bool:
+    """diffusers' complaint when `use_safetensors=True` finds no .safetensors file."""
+    text = message.lower()
+    return ".safetensors" in text and ("no file named" in text or "could not find" in text)
 
 
 def _not_on_hub(name: str) -> ModelNotFoundError:
@@ -361,6 +373,9 @@ def load_pipeline(
         from diffusers import AutoPipelineForText2Image
 
         kwargs: dict[str, Any] = _dtype_kwargs(torch_dtype)
+        if not allow_pickle:
+            # .bin weights are pickles, which can run code when read: .safetensors only.
+            kwargs["use_safetensors"] = True
         if source.kind == "hub":
             kwargs["token"] = token
             if hub_offline():

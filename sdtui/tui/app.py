@@ -26,6 +26,7 @@ from textual.worker import Worker, WorkerState
 from sdtui.config import Settings, load_settings
 from sdtui.display import one_line
 from sdtui.errors import ValidationError
+from sdtui.logging_setup import redact
 from sdtui.params import MAX_SEED, GenerationRequest
 from sdtui.tui import themes
 from sdtui.tui.help_screen import HelpScreen
@@ -241,6 +242,7 @@ class SdtuiApp(PromptCraftMixin, App[None]):
 
     def show_error(self, message: str) -> None:
         """Show a failure without stopping anything: a notification and the status line."""
+        message = redact(message)  # a library's error text may quote the hub token
         self.last_error = message
         self.notify(message, title="Error", severity="error", markup=False, timeout=8)
         try:
