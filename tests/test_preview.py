@@ -107,6 +107,12 @@ def test_slow_steps_get_a_preview_every_step() -> None:
         clock.now += 1.0
 
 
+def test_missing_latents_give_no_frame() -> None:
+    previewer = make_previewer("sd1", max_fps=1.0, clock=FakeClock())
+    assert previewer(None, 1, 4) is None
+    assert previewer(torch.zeros(1, 4, 8, 8), 2, 4) is not None  # the skip used no frame
+
+
 def test_off_mode_and_bad_mode() -> None:
     assert make_previewer("sd1", "off") is None
     assert make_previewer("sd1", "latent", max_fps=0) is None

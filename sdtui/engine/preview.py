@@ -132,7 +132,7 @@ class Previewer:
         return self._last is None or self.clock() - self._last >= self.min_interval
 
     def __call__(self, latents: Any, step: int, total: int) -> Image | None:
-        if not self.due():
+        if latents is None or not self.due():
             return None
         started = time.perf_counter()
         self._last = self.clock()
