@@ -124,6 +124,14 @@ async def test_lists_newest_first_with_prompts_shown_literally(gallery: Gallery)
         # The side pane shows the highlighted entry's settings.
         info = str(screen.query_one("#gallery-info").render())
         assert "a quiet harbour" in info and "seed 99" in info
+        # Its thumbnail, from the gallery's cache, made once.
+        thumb = screen.query_one("#gallery-thumb")
+        await wait_until(pilot, lambda: thumb.image is not None)
+        assert thumb.image.getpixel((0, 0)) == (120, 40, 80)
+        await pilot.press("down", "up")
+        await pilot.app.workers.wait_for_complete()
+        await wait_until(pilot, lambda: thumb.image.getpixel((0, 0)) == (120, 40, 80))
+        assert len(list(gallery.thumbs_dir.glob("*.png"))) <= 2
 
 
 async def test_search_narrows_the_list_as_you_type(gallery: Gallery) -> None:
@@ -354,7 +362,13 @@ async def test_remix_puts_every_field_into_the_editor(
         await pilot.press("ctrl+o")
         screen = await opened(pilot)
         assert screen.list.count == 2
-        await pilot.press("down", "r")
+        await wait_until(pilot, lambda: len(app.history.entries) == 2)
+        # Delete the newest, then remix the other from its large view.
+        await pilot.press("d")
+        assert screen.list.count == 1
+        await pilot.press("enter")
+        assert isinstance(app.screen, GalleryDetailScreen)
+        await pilot.press("r")
         await wait_until(pilot, lambda: app.screen is app.studio)
         await pilot.pause()
         assert app.prompt_editor.text == "a red [bold]lighthouse[/bold] at dusk"
@@ -372,6 +386,9 @@ async def test_remix_puts_every_field_into_the_editor(
         assert {name: app.params.value(name) for name in expected} == expected
         assert app.build_request() == REQUESTS[0].replace(seed=1234)
         assert app.focused is app.prompt_editor
+        # The history beside the editor no longer lists the deleted image.
+        await wait_until(pilot, lambda: len(app.history.entries) == 1)
+        assert app.history.entries[0].seed == 1234
         await app.workers.wait_for_complete()
 
 

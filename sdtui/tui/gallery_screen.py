@@ -8,7 +8,6 @@ PNGs, made on a worker thread for the highlighted image only.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from rich.text import Text
@@ -53,7 +52,7 @@ class GalleryOpenFailed(Message):
 @dataclass
 class ThumbnailReady(Message):
     entry_id: int
-    path: Path | None
+    image: Any  # a PIL image, or None when there is none to show
     error: str = ""
 
 
@@ -208,23 +207,24 @@ class GalleryScreen(Screen[None]):
 
     @work(thread=True, exit_on_error=False, group="gallery-thumb", exclusive=True)
     def _make_thumbnail(self, entry_id: int) -> None:
+        from PIL import Image
+
         try:
             path = self.gallery.thumbnail(entry_id, THUMB_SIZE)  # type: ignore[union-attr]
+            # Decoded here, not at each redraw on the UI thread.
+            with Image.open(path) as im:
+                im.load()
+                image = im.copy()
         except Exception as exc:
             self.post_message(ThumbnailReady(entry_id, None, _error_text(exc)))
             return
-        self.post_message(ThumbnailReady(entry_id, path))
+        self.post_message(ThumbnailReady(entry_id, image))
 
     def on_thumbnail_ready(self, message: ThumbnailReady) -> None:
         entry = self.list.entry
         if entry is None or entry.id != message.entry_id:
             return  # the cursor moved on
-        thumb = self.query_one("#gallery-thumb")
-        try:
-            thumb.image = message.path
-        except Exception as exc:  # an unreadable thumbnail: the settings still show
-            thumb.image = None
-            message.error = str(exc)
+        self.query_one("#gallery-thumb").image = message.image
         if message.error:
             info = self.query_one("#gallery-info", Static)
             text = settings_text_short(entry)
