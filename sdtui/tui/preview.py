@@ -6,6 +6,7 @@ imported before the app runs (sdtui.tui.app imports it at the top).
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from rich.text import Text
@@ -23,6 +24,21 @@ RENDERERS: dict[str, type] = {
 }
 
 
+def _in_memory(image: Any) -> Any:
+    """A file read now. The image widget reads a path again at every redraw, so a
+    file deleted meanwhile (from the gallery screen, or by hand) would stop the app."""
+    if not isinstance(image, (str, os.PathLike)):
+        return image
+    from PIL import Image
+
+    try:
+        with Image.open(image) as im:
+            im.load()
+            return im.copy()
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return None
+
+
 class PreviewPane(Vertical):
     """An image widget of the chosen renderer plus a one-line caption."""
 
@@ -38,5 +54,5 @@ class PreviewPane(Vertical):
     def show(self, image: Any, caption: str) -> None:
         """Show a PIL image or an image file path; the caption is shown literally."""
         self.source = image
-        self.query_one("#image").image = image
+        self.query_one("#image").image = _in_memory(image)
         self.query_one("#caption", Static).update(Text(caption, no_wrap=True, overflow="ellipsis"))
