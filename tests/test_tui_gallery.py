@@ -480,3 +480,18 @@ async def test_keys_typed_in_one_burst_after_slash_go_to_the_search(gallery: Gal
         assert screen.search_input.value == "red"
         assert gallery.count() == 4  # "d" did not delete, "r" did not remix
         assert pilot.app.screen is screen
+
+
+async def test_an_empty_gallery_says_so_and_every_key_is_harmless(gallery_dir: Path) -> None:
+    with Gallery(gallery_dir) as g:
+        async with Host(g).run_test(size=SIZE) as pilot:
+            screen = await opened(pilot)
+            assert "the gallery is empty" in line_text(screen.list, 0)
+            await pilot.press(
+                "enter", "f", "c", "r", "d", "u", "space", "equals_sign", "g", "right", "g"
+            )
+            await pilot.press("m", "t", "o", "asterisk")
+            assert pilot.app.screen is screen and screen.list.count == 0
+            assert "no images match" in line_text(screen.list, 0)
+            await pilot.press("escape")
+            assert not isinstance(pilot.app.screen, GalleryScreen)

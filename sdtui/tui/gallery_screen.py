@@ -143,11 +143,7 @@ class GalleryScreen(Screen[None]):
 
     def on_gallery_opened(self, message: GalleryOpened) -> None:
         self.gallery = message.gallery
-        self.list.empty_text = (
-            "no images match"
-            if self.filters != GalleryFilter()
-            else ("the gallery is empty: generate something with ctrl+g")
-        )
+        self.list.empty_text = self._empty_text()
         self.list.set_pages(message.pages)
         self._show_filters()
 
@@ -177,9 +173,14 @@ class GalleryScreen(Screen[None]):
         except Exception as exc:
             self._error(f"Gallery: {_error_text(exc)}")
             return
-        self.list.empty_text = "no images match"
+        self.list.empty_text = self._empty_text()
         self.list.set_pages(pages, self.list.cursor if cursor is None else cursor)
         self._show_filters()
+
+    def _empty_text(self) -> str:
+        if self.filters.search or self.filters != GalleryFilter(sort=self.filters.sort):
+            return "no images match"
+        return "the gallery is empty: generate something with ctrl+g"
 
     def _show_filters(self) -> None:
         count = self.list.count
