@@ -380,3 +380,66 @@ async def test_damaged_index_and_corrupt_png_at_start(
         assert app.is_running
     with sqlite3.connect(index) as conn:
         assert conn.execute("select count(*) from images").fetchone()[0] >= 1
+
+
+def test_sighup_to_the_real_app_in_a_terminal_drops_the_queue_and_quits(
+    gallery_dir: Path, demo_model_dir: Path
+) -> None:
+    """The whole program in a pseudo-terminal, as over SSH: the link drops mid-queue."""
+    import fcntl
+    import pty
+    import select
+    import signal
+    import struct
+    import subprocess
+    import sys
+    import termios
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TERM": "xterm-256color"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sdtui", "--model", "demo", "--renderer", "halfcell"],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env=env,
+        start_new_session=True,
+    )
+    os.close(slave)
+
+    def pump(rounds: int, until: Any = lambda: False) -> None:
+        """Read what the app draws (it would block on a full terminal otherwise)."""
+        for _ in range(rounds):
+            if until():
+                return
+            ready, _, _ = select.select([master], [], [], 0.1)
+            if ready:
+                try:
+                    os.read(master, 65536)
+                except OSError:
+                    return
+
+    try:
+        pump(30)
+        os.write(master, b"a lighthouse")
+        pump(5)
+        for _ in range(6):  # six images queued
+            os.write(master, b"\x07")  # ctrl+g
+            pump(2)
+        pump(1500, until=lambda: bool(gallery_pngs(gallery_dir)))
+        assert gallery_pngs(gallery_dir), "the first image never arrived"
+        proc.send_signal(signal.SIGHUP)
+        pump(600, until=lambda: proc.poll() is not None)
+        assert proc.wait(timeout=60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(master)
+    files = gallery_pngs(gallery_dir)
+    assert 1 <= len(files) < 6  # the rest of the queue was dropped
+    for path in files:
+        with Image.open(path) as im:
+            im.load()
+            assert im.text["parameters"].startswith("a lighthouse")
+    assert leftovers(gallery_dir) == []
