@@ -574,3 +574,16 @@ async def test_an_unknown_theme_is_reported_and_the_default_used(make_app: Any) 
         assert app.theme == "sdtui-dark"
         await type_prompt(pilot, app, "still works")
         assert app.prompt_editor.text == "still works"
+
+
+async def test_worker_messages_after_quitting_are_ignored(make_app: Any) -> None:
+    from sdtui.tui.messages import JobFailed, JobFinished, JobStatus
+
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+    # A job that was still loading reports after the screen is gone: no crash.
+    app.on_job_status(JobStatus(1, "loaded"))
+    app.on_job_failed(JobFailed(1, "late failure"))
+    app.on_job_finished(JobFinished(1))
+    assert app.is_shutting_down()

@@ -6,6 +6,7 @@ runner inside its worker thread, so the first frame never waits for it.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import logging
 import random
@@ -102,6 +103,19 @@ class StudioScreen(Screen[None]):
         self.app.call_after_refresh(self.app.studio_ready)  # type: ignore[attr-defined]
 
 
+def _while_shown(handler: Callable[[Any, Any], None]) -> Callable[[Any, Any], None]:
+    """Skip a worker's message that arrives while the app is shutting down: the
+    widgets it would update are already gone."""
+
+    @functools.wraps(handler)
+    def guarded(app: Any, message: Any) -> None:
+        if app.is_shutting_down():
+            return
+        handler(app, message)
+
+    return guarded
+
+
 def _entry_prompt(entry: Any) -> str:
     prompt = getattr(entry, "prompt", "")
     if not prompt and entry.request is not None:
@@ -141,6 +155,7 @@ class SdtuiApp(PromptCraftMixin, App[None]):
         self.keys: dict[str, str] = {a.action: a.key for a in KEY_ACTIONS}
         self.last_error = ""
         self._hung_up = False
+        self._quit_warned = False
         self._started: dict[int, float] = {}
         self.studio = StudioScreen(self.settings, self.renderer)
 
@@ -238,6 +253,10 @@ class SdtuiApp(PromptCraftMixin, App[None]):
         """The gallery (built on first use)."""
         return self.runner.gallery.get()
 
+    def is_shutting_down(self) -> bool:
+        """True once the app is leaving (messages from workers may still arrive)."""
+        return self._exit or not self.studio.is_mounted or not self.studio.query(StatusPanel)
+
     # -- errors --------------------------------------------------------------
 
     def show_error(self, message: str) -> None:
@@ -306,9 +325,11 @@ class SdtuiApp(PromptCraftMixin, App[None]):
                 text.append(f"… and {len(pending) - 5} more\n", style="dim")
         self.studio.query_one("#queue", Static).update(text)
 
+    @_while_shown
     def on_job_status(self, message: JobStatus) -> None:
         self.status.set_state(message.text)
 
+    @_while_shown
     def on_model_loaded(self, message: ModelLoaded) -> None:
         device = f"{message.device} {message.dtype}".strip()
         self.status.set_model(message.model, device)
@@ -316,6 +337,7 @@ class SdtuiApp(PromptCraftMixin, App[None]):
         if message.notice:
             self.notify(message.notice, markup=False)
 
+    @_while_shown
     def on_job_progress(self, message: JobProgress) -> None:
         progress = message.progress
         self.status.show_progress(progress)
@@ -323,6 +345,7 @@ class SdtuiApp(PromptCraftMixin, App[None]):
         if progress.preview is not None:
             self._preview(progress.preview, f"step {progress.step}/{progress.total}")
 
+    @_while_shown
     def on_image_ready(self, message: ImageReady) -> None:
         generated = message.generated
         self._preview(generated.image, f"seed {generated.seed} · {generated.request.prompt}")
@@ -335,6 +358,7 @@ class SdtuiApp(PromptCraftMixin, App[None]):
             log.exception("preview failed")
             self.show_error(f"cannot show the preview: {type(exc).__name__}: {exc}")
 
+    @_while_shown
     def on_job_done(self, message: JobDone) -> None:
         result = message.result
         if message.entries:
@@ -348,10 +372,12 @@ class SdtuiApp(PromptCraftMixin, App[None]):
             self.bell()
             self.notify(summary, title="sdtui")
 
+    @_while_shown
     def on_job_cancelled(self, message: JobCancelled) -> None:
         self.status.set_state("cancelled: nothing saved")
         self.notify("Generation cancelled; nothing was saved.", markup=False)
 
+    @_while_shown
     def on_job_failed(self, message: JobFailed) -> None:
         text = f"{message.error} ({message.hint})" if message.hint else message.error
         self.status.set_state("failed")
@@ -371,6 +397,7 @@ class SdtuiApp(PromptCraftMixin, App[None]):
             self.status.set_state(f"saved {count} kept image{'s' * (count != 1)}")
             self.notify(f"Saved {count} image{'s' * (count != 1)}.", markup=False)
 
+    @_while_shown
     def on_job_finished(self, message: JobFinished) -> None:
         self._started.pop(message.job_id, None)
         self.jobs.finished(message.job_id)
@@ -391,6 +418,7 @@ class SdtuiApp(PromptCraftMixin, App[None]):
 
     # -- history -------------------------------------------------------------
 
+    @_while_shown
     def on_history_loaded(self, message: HistoryLoaded) -> None:
         entries = message.entries
         if [e.id for e in entries] == [e.id for e in self.history.entries]:
@@ -400,6 +428,7 @@ class SdtuiApp(PromptCraftMixin, App[None]):
         if entries:
             self._show_entry(entries[0])
 
+    @_while_shown
     def on_history_failed(self, message: HistoryFailed) -> None:
         self.show_error(message.error)
 
@@ -465,6 +494,16 @@ class SdtuiApp(PromptCraftMixin, App[None]):
     async def action_quit(self) -> None:
         """Quit now: waiting requests are dropped and the running image stops within a
         step, so leaving never waits for a long generation to end."""
+        unsaved = len(self.runner.unsaved)
+        if unsaved and not self._quit_warned:
+            # Images the gallery could not take live only in memory: ask once.
+            self._quit_warned = True
+            key = _key_prefix(self.keys.get("retry_save", "alt+s"))
+            self.show_error(
+                f"{unsaved} image{'s' * (unsaved != 1)} not saved yet: {key} saves again; "
+                "quit again to leave without them"
+            )
+            return
         self.jobs.clear()
         self.jobs.cancel_running()
         self.exit()
