@@ -443,3 +443,30 @@ def test_sighup_to_the_real_app_in_a_terminal_drops_the_queue_and_quits(
             im.load()
             assert im.text["parameters"].startswith("a lighthouse")
     assert leftovers(gallery_dir) == []
+
+
+async def test_quitting_with_unsaved_images_asks_once(
+    gallery_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_fsync = os.fsync
+    full = {"on": True}
+
+    def fsync(fd: int) -> None:
+        if full["on"]:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await idle(pilot, app)
+        await generate(pilot, app, "only in memory")
+        assert len(app.runner.unsaved) == 1
+        await pilot.press("ctrl+q")
+        await pilot.pause()
+        assert app.is_running and "1 image not saved yet" in app.last_error
+        full["on"] = False
+        await pilot.press("alt+s")
+        await wait_until(pilot, lambda: len(gallery_pngs(gallery_dir)) == 1)
+        await pilot.press("ctrl+q")
+        await wait_until(pilot, lambda: not app.is_running)
