@@ -100,6 +100,10 @@ async def drive(root: Path, results: list[tuple[str, str]], repeat: int) -> None
         await pilot.press("home")
         results.append(("home: back to the newest", ms(time.perf_counter() - t0)))
 
+        await pilot.press("g")
+        results.append(("grid: pagedown key (median of 20)", ms(await key_ms("pagedown", 20))))
+        await pilot.press("g", "home")
+
         # A search once the typing pauses: the query and the redraw, not the wait.
         for words in ("lighthouse", "dragon knight storm"):
             samples = []

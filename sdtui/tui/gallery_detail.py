@@ -90,7 +90,7 @@ class GalleryDetailScreen(ImageLoading, Screen[None]):
             yield image_widget(self.app, "detail-image")
             with VerticalScroll(id="detail-side"):
                 yield Static(settings_text(self.entry), id="detail-settings")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.title = self.entry.path.name
@@ -167,7 +167,7 @@ class GalleryCompareScreen(ImageLoading, Screen[None]):
                     yield Static(Text(entry.path.name, no_wrap=True, overflow="ellipsis"))
         with VerticalScroll(id="compare-table"):
             yield Static(compare_table(self.left, self.right))
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.title = "Compare"

@@ -26,17 +26,24 @@ FAVOURITE_MARK = "★"
 COMPARE_MARK = "◆"
 
 
-def row_text(entry: Any, marked: bool = False) -> Text:
-    """One list line: marks, date, size, model, then the prompt (literal)."""
+def row_text(entry: Any, marked: bool = False, width: int = 120) -> Text:
+    """One list line: marks, date, size, model, then the prompt (literal).
+
+    Narrow lists drop the size and model, then the date, so the prompt stays readable.
+    """
     text = Text(no_wrap=True, overflow="ellipsis")
     text.append(FAVOURITE_MARK if entry.favorite else " ", style="bold yellow")
     text.append(COMPARE_MARK if marked else " ", style="bold magenta")
-    text.append(f" {entry.created:%Y-%m-%d %H:%M} ", style="dim")
-    size = f"{entry.width}x{entry.height}" if entry.width and entry.height else ""
-    text.append(f"{size:>9} ", style="dim")
-    model = entry.model or ""
-    model = model if len(model) <= 12 else model[:11] + "…"
-    text.append(f"{model:<12} ", style="cyan")
+    if width >= 50:
+        text.append(f" {entry.created:%Y-%m-%d %H:%M} ", style="dim")
+    if width >= 80:
+        size = f"{entry.width}x{entry.height}" if entry.width and entry.height else ""
+        text.append(f"{size:>9} ", style="dim")
+        model = entry.model or ""
+        model = model if len(model) <= 12 else model[:11] + "…"
+        text.append(f"{model:<12} ", style="cyan")
+    else:
+        text.append(" ")
     prompt = " ".join((entry.prompt or "").split())
     text.append(prompt or entry.rel_path)
     return text
@@ -128,7 +135,7 @@ class GalleryList(ScrollView, can_focus=True):
         entry = self.pages.entry(index)
         if entry is None:
             return Strip.blank(width, base)
-        text = row_text(entry, marked=entry.id == self.marked_id)
+        text = row_text(entry, marked=entry.id == self.marked_id, width=width)
         style = base
         if index == self.cursor:
             style = base + self.get_component_rich_style("gallery-list--cursor")

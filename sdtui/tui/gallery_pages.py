@@ -44,10 +44,10 @@ class GalleryFilter:
         return replace(self, **changes)
 
     def describe(self) -> str:
-        """A short line for the filter bar."""
-        parts = [f"sort: {self.sort}", PERIODS[self.period][0]]
-        parts.append("favourites only" if self.favorites else "all images")
-        parts.append(f"model: {self.model}" if self.model else "every model")
+        """A short line for the filter bar, each part with the key that changes it."""
+        parts = [f"o {self.sort} first", f"t {PERIODS[self.period][0]}"]
+        parts.append("* favourites only" if self.favorites else "* all images")
+        parts.append(f"m model {self.model}" if self.model else "m every model")
         return " · ".join(parts)
 
 

@@ -107,7 +107,7 @@ class GalleryScreen(Screen[None]):
             with Vertical(id="gallery-side"):
                 yield image_widget(self.app, "gallery-thumb")
                 yield Static("", id="gallery-info")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.title = "Gallery"
