@@ -243,6 +243,15 @@ async def test_delete_moves_to_trash_and_undo_restores(gallery: Gallery) -> None
         assert not list((gallery.root / ".trash").rglob("*.png"))
         await pilot.press("u")  # nothing left to undo: nothing changes
         assert screen.list.count == 4
+        # A deletion can still be undone after the gallery was closed and opened again.
+        victim = screen.list.entry
+        await pilot.press("d", "escape")
+        assert not victim.path.exists()
+        await pilot.app.push_screen(GalleryScreen(gallery))
+        again = await opened(pilot)
+        assert again.list.count == 3
+        await pilot.press("u")
+        assert again.list.count == 4 and victim.path.exists()
 
 
 async def test_copy_puts_the_parameters_text_on_the_clipboard(gallery: Gallery) -> None:

@@ -36,6 +36,9 @@ from sdtui.tui.gallery_settings import parameters_text, settings_text_short
 SEARCH_DELAY = 0.25  # seconds of quiet typing before the search runs
 THUMB_DELAY = 0.08  # holding a key down skips the thumbnails of rows flown past
 THUMB_SIZE = 256
+# Deletions that can be undone, per gallery folder: (token, file name), newest last.
+# Kept for the whole run, so closing and reopening the gallery does not lose them.
+_UNDO: dict[str, list[tuple[str, str]]] = {}
 
 
 @dataclass
@@ -90,7 +93,6 @@ class GalleryScreen(Screen[None]):
         self._given_gallery = gallery
         self.gallery: Any | None = None
         self.filters = GalleryFilter()
-        self.undo_tokens: list[tuple[str, str]] = []  # (token, file name), newest last
         self._search_timer: Timer | None = None
         self._thumb_timer: Timer | None = None
         self.changed = False  # favourites or deletions made here: the history reloads
@@ -118,6 +120,11 @@ class GalleryScreen(Screen[None]):
     def list(self) -> GalleryList:
         """The view in use: the list, or the grid of thumbnails."""
         return self.query_one("#gallery-grid" if self.grid_mode else "#gallery-list", GalleryList)
+
+    @property
+    def undo_tokens(self) -> list[tuple[str, str]]:
+        root = getattr(self.gallery, "root", None)
+        return _UNDO.setdefault(str(root), []) if root is not None else []
 
     @property
     def search_input(self) -> Input:
