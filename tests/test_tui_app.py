@@ -535,8 +535,12 @@ async def test_layout_fits_small_and_large_terminals(make_app: Any, size: tuple[
             assert field.region.height == 1 and screen.contains_region(field.region), name
         footer = app.screen.query_one("Footer")
         assert footer.region.bottom == screen.bottom
-        keys = " ".join(str(w.render()) for w in footer.query("FooterKey"))
-        assert "Generate" in keys and "Cancel" in keys
+
+        def footer_text() -> str:  # the footer fills in once the bindings settle
+            return " ".join(str(w.render()) for w in footer.query("FooterKey"))
+
+        await wait_until(pilot, lambda: "Generate" in footer_text())
+        assert "Cancel" in footer_text()
 
 
 def test_bad_renderer_flag_is_refused() -> None:
