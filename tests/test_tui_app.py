@@ -81,7 +81,11 @@ async def wait_until(pilot: Any, condition: Any, rounds: int = 1200) -> None:
 
 
 async def idle(pilot: Any, app: SdtuiApp) -> None:
-    await wait_until(pilot, lambda: not app.jobs.busy and not app.jobs.pending)
+    """Wait until the start-up model load has begun and every job is done."""
+    await wait_until(
+        pilot,
+        lambda: app.status.state != "starting" and not app.jobs.busy and not app.jobs.pending,
+    )
     await pilot.pause()
 
 
