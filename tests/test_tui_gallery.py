@@ -15,7 +15,7 @@ from textual import events
 from textual.app import App
 
 from sdtui.config import load_settings
-from sdtui.gallery import Gallery
+from sdtui.gallery import Gallery, GalleryError
 from sdtui.gallery.index import GalleryIndex, IndexRow
 from sdtui.params import GenerationRequest, format_parameters
 from sdtui.results import GeneratedImage, GenerationResult
@@ -504,3 +504,22 @@ async def test_an_empty_gallery_says_so_and_every_key_is_harmless(gallery_dir: P
             assert "no images match" in line_text(screen.list, 0)
             await pilot.press("escape")
             assert not isinstance(pilot.app.screen, GalleryScreen)
+
+
+async def test_an_index_that_fails_shows_why_and_the_app_goes_on(
+    gallery: Gallery, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with Host(gallery).run_test(size=SIZE) as pilot:
+        screen = await opened(pilot)
+
+        def broken(**filters: Any) -> list[Any]:
+            raise GalleryError("the gallery index failed: disk I/O error")
+
+        monkeypatch.setattr(gallery, "list", broken)
+        await pilot.press("o")  # asks the index again
+        await pilot.pause()
+        assert "cannot read the gallery: the gallery index failed" in line_text(screen.list, 0)
+        monkeypatch.undo()
+        await pilot.press("o")
+        await pilot.pause()
+        assert screen.list.count == 4 and "a quiet harbour" in line_text(screen.list, 0)

@@ -136,3 +136,18 @@ def test_filter_periods_start_at_midnight() -> None:
     assert GalleryFilter(period=1).since(now) == now.replace(hour=0, minute=0)
     assert GalleryFilter(period=2).since(now).day == 19
     assert "favourites only" in GalleryFilter(favorites=True).describe()
+
+
+class FailingGallery(CountingGallery):
+    def list(self, limit: int, offset: int, **filters: Any) -> list[int]:
+        raise OSError("disk I/O error")
+
+
+def test_a_page_that_cannot_be_read_says_why_and_is_asked_again() -> None:
+    gallery = FailingGallery(500)
+    pages = EntryPages(gallery, GalleryFilter())
+    assert pages.entry(3) is None
+    assert pages.error == "disk I/O error"
+    assert pages.pages_held == 0
+    gallery.__class__ = CountingGallery  # the disk is back
+    assert pages.entry(3) == 3 and pages.error == ""

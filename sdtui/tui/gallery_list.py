@@ -134,6 +134,10 @@ class GalleryList(ScrollView, can_focus=True):
             return Strip.blank(width, base)
         entry = self.pages.entry(index)
         if entry is None:
+            if self.pages.error and index < self.count:
+                style = base + self.get_component_rich_style("gallery-list--empty")
+                message = f"cannot read the gallery: {self.pages.error}"
+                return Strip([Segment(message[:width], style)]).adjust_cell_length(width, base)
             return Strip.blank(width, base)
         text = row_text(entry, marked=entry.id == self.marked_id, width=width)
         style = base

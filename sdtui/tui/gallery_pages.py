@@ -69,6 +69,7 @@ class EntryPages:
         self._pages: OrderedDict[int, list[Any]] = OrderedDict()
         self.rows_fetched = 0
         self.queries = 0
+        self.error = ""  # why the last page could not be read
         self.count = int(
             gallery.count(
                 search=filters.search,
@@ -102,15 +103,20 @@ class EntryPages:
             self._pages.move_to_end(number)
             return page
         f = self.filters
-        page = self.gallery.list(
-            search=f.search,
-            favorites=f.favorites,
-            model=f.model,
-            since=self._since,
-            sort=f.sort,
-            limit=self.page_size,
-            offset=number * self.page_size,
-        )
+        try:
+            page = self.gallery.list(
+                search=f.search,
+                favorites=f.favorites,
+                model=f.model,
+                since=self._since,
+                sort=f.sort,
+                limit=self.page_size,
+                offset=number * self.page_size,
+            )
+        except Exception as exc:  # drawn as a message in the list; asked again next time
+            self.error = str(getattr(exc, "message", exc))
+            return []
+        self.error = ""
         self.queries += 1
         self.rows_fetched += len(page)
         self._pages[number] = page
