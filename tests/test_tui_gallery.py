@@ -192,9 +192,20 @@ async def test_open_shows_the_image_and_every_setting(gallery: Gallery) -> None:
             assert expected in text
         await pilot.app.workers.wait_for_complete()
         await pilot.pause()
-        assert detail.query_one("#detail-image").image is not None
+        image = detail.query_one("#detail-image").image
+        assert image.size == (64, 96) and image.getpixel((0, 0)) == (0, 40, 200)
+        # ← shows the newer image beside it; → at the oldest stays there.
+        await pilot.press("right")
+        assert detail.entry.seed == 1234
+        await pilot.press("left")
+        assert detail.entry.prompt == "a castle\non a hill"
+        assert "Seed: 42" in str(detail.query_one("#detail-settings").render())
+        await pilot.app.workers.wait_for_complete()
+        await pilot.pause()
+        assert detail.query_one("#detail-image").image.size == (64, 64)
         await pilot.press("escape")
         assert pilot.app.screen is screen
+        assert screen.list.entry.prompt == "a castle\non a hill"
 
 
 async def test_favourite_persists_in_the_index(gallery: Gallery, gallery_dir: Path) -> None:

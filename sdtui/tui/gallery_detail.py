@@ -100,6 +100,19 @@ class GalleryDetailScreen(ImageLoading, Screen[None]):
         self.entry = entry
         self.query_one("#detail-settings", Static).update(settings_text(entry))
 
+    def _step(self, delta: int) -> None:
+        entry = self.owner.step(delta)
+        if entry is not None and entry.id != self.entry.id:
+            self.show_entry(entry)
+            self.title = entry.path.name
+            self.load_image("detail-image", entry.path)
+
+    def action_previous(self) -> None:
+        self._step(-1)
+
+    def action_next(self) -> None:
+        self._step(1)
+
     def action_favorite(self) -> None:
         entry = self.owner.toggle_favorite(self.entry)
         if entry is not None:

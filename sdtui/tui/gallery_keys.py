@@ -47,6 +47,8 @@ GALLERY_KEYS: tuple[KeyAction, ...] = (
 )
 
 DETAIL_KEYS: tuple[KeyAction, ...] = (
+    KeyAction("previous", "left", "Newer", "Show the image before it in the list", True, False),
+    KeyAction("next", "right", "Older", "Show the image after it in the list", True, False),
     KeyAction("favorite", "f", "Fav", "Mark or unmark the image as a favourite", True, False),
     KeyAction("copy", "c", "Copy", "Copy the settings (A1111 parameters text)", True, False),
     KeyAction("remix", "r", "Remix", "Load the settings into the prompt editor", True, False),
@@ -92,7 +94,9 @@ class GalleryHelpScreen(ModalScreen[None]):
         for action in GALLERY_KEYS:
             table.add_row(_key_label(action.key), action.help)
         table.add_row("↑ ↓ pgup pgdn home end", "Move through the list (or the mouse wheel)")
-        table.add_row("In the large view", "f favourite · c copy · r remix · escape back")
+        table.add_row(
+            "In the large view", "← → the images around it · f favourite · c copy · r remix"
+        )
         with VerticalScroll():
             yield Static(table)
             yield Static("Escape closes.", markup=False)

@@ -320,6 +320,11 @@ class GalleryScreen(Screen[None]):
         if entry is not None:
             self.app.push_screen(GalleryDetailScreen(entry, self))
 
+    def step(self, delta: int) -> Any | None:
+        """Move the cursor by `delta` (for the large view); returns the entry there."""
+        self.list.move_to(self.list.cursor + delta)
+        return self.list.entry
+
     def toggle_favorite(self, entry: Any) -> Any | None:
         """Flip the favourite mark in the index; returns the updated entry."""
         try:
