@@ -24,6 +24,7 @@ from sdtui.tui.gallery_detail import GalleryCompareScreen, GalleryDetailScreen
 from sdtui.tui.gallery_grid import IMAGE_LINES, GalleryGrid
 from sdtui.tui.gallery_keys import GALLERY_KEYS, GalleryHelpScreen
 from sdtui.tui.gallery_list import GalleryList
+from sdtui.tui.gallery_pick import ModelPicker
 from sdtui.tui.gallery_screen import GalleryScreen
 
 SIZE = (140, 40)
@@ -156,11 +157,15 @@ async def test_search_narrows_the_list_as_you_type(gallery: Gallery) -> None:
 async def test_filters_favourites_model_and_sort(gallery: Gallery) -> None:
     async with Host(gallery).run_test(size=SIZE) as pilot:
         screen = await opened(pilot)
-        await pilot.press("m")  # first model, in name order: demo
+        await pilot.press("m")  # every model, then the models in name order
+        assert isinstance(pilot.app.screen, ModelPicker)
+        await pilot.press("down", "enter")
         assert screen.filters.model == "demo" and screen.list.count == 3
-        await pilot.press("m")
+        await pilot.press("m", "down", "enter")
         assert screen.filters.model == "other" and screen.list.count == 1
-        await pilot.press("m")
+        await pilot.press("m", "down", "escape")  # escape keeps the filter
+        assert screen.filters.model == "other" and screen.list.count == 1
+        await pilot.press("m", "home", "enter")
         assert screen.filters.model is None and screen.list.count == 4
         await pilot.press("o")
         assert "[bold]lighthouse[/bold]" in line_text(screen.list, 0)
@@ -510,7 +515,7 @@ async def test_an_empty_gallery_says_so_and_every_key_is_harmless(gallery_dir: P
             await pilot.press(
                 "enter", "f", "c", "r", "d", "u", "space", "equals_sign", "g", "right", "g"
             )
-            await pilot.press("m", "t", "o", "asterisk")
+            await pilot.press("m", "enter", "t", "o", "asterisk")
             assert pilot.app.screen is screen and screen.list.count == 0
             assert "no images match" in line_text(screen.list, 0)
             await pilot.press("escape")

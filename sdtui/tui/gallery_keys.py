@@ -39,7 +39,9 @@ GALLERY_KEYS: tuple[KeyAction, ...] = (
         "toggle_grid", "g", "Grid", "Switch between the list and the thumbnail grid", True, False
     ),
     KeyAction("favorites_only", "asterisk", "Favs", "Show only favourites", True, False),
-    KeyAction("cycle_model", "m", "Model", "Show one model's images (cycles)", True, False),
+    KeyAction(
+        "pick_model", "m", "Model", "Show one model's images (pick from a list)", True, False
+    ),
     KeyAction("cycle_period", "t", "Date", "Show today, 7, 30 or 365 days", True, False),
     KeyAction("toggle_sort", "o", "Sort", "Newest or oldest first", True, False),
     KeyAction("back", "escape", "Back", "Leave the search field, or the gallery", True, False),

@@ -31,6 +31,7 @@ from sdtui.tui.gallery_keys import (
 )
 from sdtui.tui.gallery_list import GalleryList
 from sdtui.tui.gallery_pages import PERIODS, EntryPages, GalleryFilter
+from sdtui.tui.gallery_pick import ModelPicker
 from sdtui.tui.gallery_settings import parameters_text, settings_text_short
 
 SEARCH_DELAY = 0.25  # seconds of quiet typing before the search runs
@@ -288,16 +289,20 @@ class GalleryScreen(Screen[None]):
     def action_favorites_only(self) -> None:
         self._set_filters(self.filters.with_changes(favorites=not self.filters.favorites))
 
-    def action_cycle_model(self) -> None:
+    def action_pick_model(self) -> None:
         if self.gallery is None:
             return
         try:
-            choices: list[str | None] = [None, *self.gallery.models()]
+            models = list(self.gallery.models())
         except Exception as exc:
             self._error(f"Gallery: {_error_text(exc)}")
             return
-        current = choices.index(self.filters.model) if self.filters.model in choices else 0
-        self._set_filters(self.filters.with_changes(model=choices[(current + 1) % len(choices)]))
+
+        def picked(model: str | None) -> None:
+            if model != self.filters.model:
+                self._set_filters(self.filters.with_changes(model=model))
+
+        self.app.push_screen(ModelPicker(models, self.filters.model), picked)
 
     def action_cycle_period(self) -> None:
         period = (self.filters.period + 1) % len(PERIODS)
