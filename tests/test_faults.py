@@ -382,3 +382,45 @@ def test_gallery_list_survives_a_damaged_index_and_corrupt_pngs(
     out, _ = capsys.readouterr()
     listed = [json.loads(line)["path"] for line in out.splitlines()]
     assert listed == [str(saved)]
+
+
+REAL_OOM = r"""
+import resource
+import numpy as np
+import torch
+from sdtui.engine import Engine
+from sdtui.errors import OutOfMemoryError
+from sdtui.params import GenerationRequest
+
+torch.set_num_threads(1)
+engine = Engine(device="cpu")
+small = GenerationRequest(prompt="x", model="demo", steps=2, width=64, height=64, seed=1)
+before = np.asarray(engine.generate(small).images[0].image)
+# Leave the process only a little more memory than it holds now: a large image
+# then fails inside the allocator, as it would on a full GPU.
+status = open("/proc/self/status").read().split("VmSize:")[1]
+held = int(status.split()[0]) * 1024
+resource.setrlimit(resource.RLIMIT_AS, (held + 80_000_000, resource.RLIM_INFINITY))
+try:
+    engine.generate(small.replace(width=1024, height=1024, steps=1))
+    print("no failure")
+except OutOfMemoryError as exc:
+    print("refused:", exc)
+after = np.asarray(engine.generate(small).images[0].image)
+print("next request works:", np.array_equal(before, after))
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux /proc")
+def test_a_real_allocation_failure_mid_generation(demo_model_dir: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", REAL_OOM],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stdout.strip().splitlines()
+    assert lines[0].startswith("refused: cpu ran out of memory making a 1024x1024 image (")
+    assert lines[-1] == "next request works: True"
