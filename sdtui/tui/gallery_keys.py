@@ -49,8 +49,9 @@ GALLERY_KEYS: tuple[KeyAction, ...] = (
 )
 
 DETAIL_KEYS: tuple[KeyAction, ...] = (
-    KeyAction("previous", "left", "Newer", "Show the image before it in the list", True, False),
-    KeyAction("next", "right", "Older", "Show the image after it in the list", True, False),
+    # Priority: the scrolling settings pane would take ← → for itself.
+    KeyAction("previous", "left", "Newer", "Show the image before it in the list"),
+    KeyAction("next", "right", "Older", "Show the image after it in the list"),
     KeyAction("favorite", "f", "Fav", "Mark or unmark the image as a favourite", True, False),
     KeyAction("copy", "c", "Copy", "Copy the settings (A1111 parameters text)", True, False),
     KeyAction("remix", "r", "Remix", "Load the settings into the prompt editor", True, False),
