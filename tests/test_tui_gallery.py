@@ -202,6 +202,8 @@ async def test_open_shows_the_image_and_every_setting(gallery: Gallery) -> None:
         # ← shows the newer image beside it; → at the oldest stays there.
         await pilot.press("right")
         assert detail.entry.seed == 1234
+        detail.query_one("#detail-side").focus()  # a scrolling pane has ← → of its own
+        await pilot.pause()
         await pilot.press("left")
         assert detail.entry.prompt == "a castle\non a hill"
         assert "Seed: 42" in str(detail.query_one("#detail-settings").render())
