@@ -445,3 +445,47 @@ async def test_the_app_shows_hostile_metadata_literally_and_sends_no_escapes(
             drawn = "".join(seg.text for strip in strips for seg in strip)
             assert "\x1b" not in drawn and "\x07" not in drawn and "\x9b" not in drawn
             assert "[bold]lighthouse" in drawn
+
+
+def drawn_text(widget: Any) -> str:
+    """Exactly what a widget sends to the terminal, as text."""
+    width, height = widget.size
+    strips = widget.render_lines(Region(0, 0, width, height))
+    return "".join(seg.text for strip in strips for seg in strip)
+
+
+async def test_the_gallery_browser_shows_hostile_metadata_literally(
+    hostile_images: dict[str, Path], gallery_dir: Path
+) -> None:
+    from textual.app import App
+
+    from sdtui.tui.gallery_detail import GalleryDetailScreen
+    from sdtui.tui.gallery_screen import GalleryScreen
+
+    gallery = Gallery(gallery_dir)
+    gallery.import_paths([hostile_images["escapes"]])
+
+    class Host(App[None]):
+        def on_mount(self) -> None:
+            self.push_screen(GalleryScreen(gallery))
+
+    try:
+        async with Host().run_test(size=SIZE) as pilot:
+            for _ in range(400):
+                screen = pilot.app.screen
+                if isinstance(screen, GalleryScreen) and screen.pages is not None:
+                    break
+                await pilot.pause(0.05)
+            await pilot.pause()
+            shown = [drawn_text(screen.list), drawn_text(screen.query_one("#gallery-info"))]
+            await pilot.press("enter")
+            for _ in range(100):
+                if isinstance(pilot.app.screen, GalleryDetailScreen):
+                    break
+                await pilot.pause(0.05)
+            shown.append(drawn_text(pilot.app.screen.query_one("#detail-settings")))
+            for text in shown:
+                assert "\x1b" not in text and "\x07" not in text and "\x9b" not in text
+            assert "[bold]lighthouse" in shown[0] and "[bold]lighthouse" in shown[2]
+    finally:
+        gallery.close()

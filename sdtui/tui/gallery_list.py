@@ -20,6 +20,7 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from sdtui.display import one_line
 from sdtui.tui.gallery_pages import EntryPages
 
 FAVOURITE_MARK = "★"
@@ -44,7 +45,7 @@ def row_text(entry: Any, marked: bool = False, width: int = 120) -> Text:
         text.append(f"{model:<12} ", style="cyan")
     else:
         text.append(" ")
-    prompt = " ".join((entry.prompt or "").split())
+    prompt = one_line(entry.prompt or "")  # escape sequences shown as U+FFFD, never obeyed
     text.append(prompt or entry.rel_path)
     return text
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from rich.text import Text
 
+from sdtui.display import printable
 from sdtui.params import format_parameters, quote_value
 
 DIFF_STYLE = "bold black on yellow"
@@ -53,7 +54,8 @@ def settings_rows(entry: Any) -> list[tuple[str, str]]:
         ("Source", entry.source),
         ("File", str(entry.path)),
     ]
-    return rows
+    # Images from other tools may carry escape sequences: shown as U+FFFD, never obeyed.
+    return [(label, printable(value)) for label, value in rows]
 
 
 def parameters_text(entry: Any) -> str:
