@@ -410,6 +410,12 @@ def test_import_reads_or_refuses_hostile_images_without_crashing(
     out, err = capsys.readouterr()
     assert code in (0, 1), err
     assert "\x1b" not in out + err
+    for command in (["gallery", "list"], ["gallery", "list", "--json"]):
+        assert main(command) == 0
+        out = capsys.readouterr().out
+        assert "\x1b" not in out and "\x07" not in out and "\x9b" not in out
+    prompts = [json.loads(line)["prompt"] for line in out.splitlines()]
+    assert HOSTILE_TEXT in prompts  # JSON still carries the exact text
     with Gallery(gallery_dir) as gallery:
         imported = {Path(e.path).name for e in gallery.list()}
         assert "escapes.png" in imported and "bomb.png" not in imported

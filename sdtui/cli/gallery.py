@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from sdtui.cli import common
+from sdtui.display import json_for_terminal
 from sdtui.errors import ValidationError
 
 
@@ -75,7 +76,7 @@ def _list(args: argparse.Namespace) -> int:
         total = gallery.count(**filters)
     if args.json:
         for entry in entries:
-            print(json.dumps(entry.to_json_dict(), ensure_ascii=False))
+            print(json_for_terminal(json.dumps(entry.to_json_dict(), ensure_ascii=False)))
         return 0
     if not entries:
         print("no images match" if total == 0 else f"no images past {args.offset} ({total} match)")
@@ -112,7 +113,7 @@ def _show(args: argparse.Namespace) -> int:
     if entry is not None:
         data.update(id=entry.id, favorite=entry.favorite, created=entry.to_json_dict()["created"])
     if args.json:
-        print(json.dumps(data, ensure_ascii=False))
+        print(json_for_terminal(json.dumps(data, ensure_ascii=False)))
         return 0
     if entry is not None:
         print(f"Id: {entry.id}{'  (favourite)' if entry.favorite else ''}")
@@ -166,7 +167,7 @@ def _import(args: argparse.Namespace) -> int:
         print(f"skipped {path}: {reason}", file=sys.stderr)
     if args.json:
         for entry in report.entries:
-            print(json.dumps(entry.to_json_dict(), ensure_ascii=False))
+            print(json_for_terminal(json.dumps(entry.to_json_dict(), ensure_ascii=False)))
     else:
         for entry in report.entries:
             print(f"{entry.id:>6}  {entry.path}  ({entry.source})")
