@@ -470,3 +470,31 @@ async def test_quitting_with_unsaved_images_asks_once(
         await wait_until(pilot, lambda: len(gallery_pngs(gallery_dir)) == 1)
         await pilot.press("ctrl+q")
         await wait_until(pilot, lambda: not app.is_running)
+
+
+async def test_an_index_that_refuses_a_write_keeps_the_png_and_saves_no_duplicate(
+    gallery_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sdtui.gallery.index import GalleryIndex
+
+    real_add = GalleryIndex.add_rows
+    locked = {"on": False}
+
+    def add_rows(self: Any, rows: Any) -> Any:
+        if locked["on"]:
+            raise sqlite3.OperationalError("database is locked")
+        return real_add(self, rows)
+
+    monkeypatch.setattr(GalleryIndex, "add_rows", add_rows)
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await idle(pilot, app)
+        locked["on"] = True
+        await generate(pilot, app, "on disk, not in the index")
+        assert "could not add it to the gallery index" in app.last_error
+        assert "alt+s" not in app.last_error and app.runner.unsaved == []
+        assert len(gallery_pngs(gallery_dir)) == 1
+        locked["on"] = False
+        app.reload_history()  # the next start (a sync) lists it
+        await wait_until(pilot, lambda: len(app.history.entries) == 1)
+    assert len(gallery_pngs(gallery_dir)) == 1

@@ -201,11 +201,13 @@ class Gallery:
             entry = self.entry_for_path(path)
         except GalleryError as exc:
             # The PNG is safe on disk; the next sync will list it.
-            raise SaveError(
-                f"saved {path}, but could not add it to the gallery index: {exc}"
-            ) from None
+            error = SaveError(f"saved {path}, but could not add it to the gallery index: {exc}")
+            error.written = path  # type: ignore[attr-defined]  # so nobody saves it twice
+            raise error from None
         if entry is None:
-            raise SaveError(f"saved {path}, but the gallery index did not take it")
+            error = SaveError(f"saved {path}, but the gallery index did not take it")
+            error.written = path  # type: ignore[attr-defined]
+            raise error
         return entry
 
     # -- keeping the index in step with the files -----------------------------------

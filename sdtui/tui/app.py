@@ -384,6 +384,9 @@ class SdtuiApp(PromptCraftMixin, App[None]):
         self.show_error(text)
 
     def on_save_failed(self, message: SaveFailed) -> None:
+        if not message.kept:  # written, but not indexed: the next start lists it
+            self.show_error(message.error)
+            return
         key = _key_prefix(self.keys.get("retry_save", "alt+s"))
         kept = f"{message.kept} image{'s' * (message.kept != 1)} kept in memory"
         hint = f"; {message.hint}" if message.hint else ""

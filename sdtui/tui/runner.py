@@ -166,7 +166,8 @@ class JobRunner:
                 entries.append(gallery.save(*item))
             except SdtuiError as exc:
                 error = exc
-                kept.append(item)
+                if getattr(exc, "written", None) is None:  # else the PNG is safe on disk
+                    kept.append(item)
             except Exception as exc:  # an unforeseen failure must not lose the image either
                 log.exception("saving an image failed")
                 error = SaveError(f"could not save the image: {type(exc).__name__}: {exc}")
