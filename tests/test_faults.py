@@ -424,3 +424,15 @@ def test_a_real_allocation_failure_mid_generation(demo_model_dir: Path) -> None:
     lines = done.stdout.strip().splitlines()
     assert lines[0].startswith("refused: cpu ran out of memory making a 1024x1024 image (")
     assert lines[-1] == "next request works: True"
+
+
+def test_an_unwritable_log_folder_does_not_stop_sdtui(
+    isolated_dirs: Path, gallery_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    blocker = isolated_dirs / "not-a-folder"
+    blocker.write_text("x")
+    monkeypatch.setenv("SDTUI_LOG_DIR", str(blocker / "logs"))
+    assert main(["generate", "logless", *TINY]) == 0
+    assert len(gallery_pngs(gallery_dir)) == 1
+    assert main(["generate", "x", "--steps", "0"]) == 2
+    assert "steps" in capsys.readouterr().err

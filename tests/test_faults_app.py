@@ -498,3 +498,20 @@ async def test_an_index_that_refuses_a_write_keeps_the_png_and_saves_no_duplicat
         app.reload_history()  # the next start (a sync) lists it
         await wait_until(pilot, lambda: len(app.history.entries) == 1)
     assert len(gallery_pngs(gallery_dir)) == 1
+
+
+async def test_a_gallery_path_that_is_a_file_keeps_images_until_it_is_fixed(
+    gallery_dir: Path,
+) -> None:
+    gallery_dir.write_text("a file where the gallery folder should be")
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: "gallery" in app.last_error)
+        await idle(pilot, app)
+        await generate(pilot, app, "waiting for a folder")
+        assert "cannot use the gallery folder" in app.last_error
+        assert len(app.runner.unsaved) == 1
+        gallery_dir.unlink()
+        await pilot.press("alt+s")
+        await wait_until(pilot, lambda: len(app.history.entries) == 1)
+        assert len(gallery_pngs(gallery_dir)) == 1
