@@ -541,3 +541,21 @@ async def test_an_index_that_fails_shows_why_and_the_app_goes_on(
         await pilot.press("o")
         await pilot.pause()
         assert screen.list.count == 4 and "a quiet harbour" in line_text(screen.list, 0)
+
+
+async def test_escape_sequences_in_other_tools_prompts_are_never_drawn(gallery_dir: Path) -> None:
+    from PIL.PngImagePlugin import PngInfo
+
+    info = PngInfo()
+    info.add_text("parameters", "a cat \x1b]52;c;ZXZpbA==\x07 \x1b[2J\nSteps: 20, Seed: 5")
+    with Gallery(gallery_dir) as g:
+        Image.new("RGB", (32, 32), "red").save(gallery_dir / "a1111.png", pnginfo=info)
+        g.sync()
+        async with Host(g).run_test(size=SIZE) as pilot:
+            screen = await opened(pilot)
+            assert "a cat" in line_text(screen.list, 0)
+            await pilot.press("g")
+            drawn = [line_text(screen.list, y) for y in range(IMAGE_LINES + 1)]
+            drawn.append(line_text(screen.query_one("#gallery-list"), 0))
+            assert "a cat" in drawn[IMAGE_LINES]
+            assert not any("\x1b" in line or "\x07" in line for line in drawn)

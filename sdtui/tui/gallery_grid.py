@@ -23,6 +23,7 @@ from textual.geometry import Size
 from textual.message import Message
 from textual.strip import Strip
 
+from sdtui.display import one_line
 from sdtui.tui.gallery_list import COMPARE_MARK, FAVOURITE_MARK, GalleryList
 
 CELL_WIDTH = 20  # columns per cell, a gap of 2 included
@@ -190,7 +191,7 @@ class GalleryGrid(GalleryList):
         text = Text(no_wrap=True, overflow="ellipsis")
         text.append(FAVOURITE_MARK if entry.favorite else " ", style="bold yellow")
         text.append(COMPARE_MARK if entry.id == self.marked_id else " ", style="bold magenta")
-        text.append(" ".join((entry.prompt or entry.rel_path).split()))
+        text.append(one_line(entry.prompt or entry.rel_path))  # escape sequences never obeyed
         text.truncate(CELL_WIDTH - 2, overflow="ellipsis", pad=True)
         caption = [
             Segment(seg.text, style + seg.style if seg.style else style)
