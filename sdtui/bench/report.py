@@ -75,13 +75,27 @@ def format_report(report: dict[str, Any]) -> str:
     lines.append(
         f"  ratios compare {report['compared_by']}; peak memory is {report['memory_measure']}"
     )
+    if report["fast_paths"]:
+        lines.extend(_fast_path_lines(report["fast_paths"]))
+    lines.append("")
+    tui = report.get("tui", {})
+    if "note" in tui:
+        lines.append(f"  TUI: {tui['note']}")
+    else:
+        lines.append("  TUI (benchmarks/tui_latency.py):")
+        lines.extend(f"    {name}: {value}" for name, value in tui.items())
+    return "\n".join(lines)
+
+
+def _fast_path_lines(paths: dict[str, Any]) -> list[str]:
+    lines: list[str] = []
     lines.append("")
     lines.append(
         f"  {'fast path':26}{'s/image':>10}{'cpu s':>10}{'±noise':>8}{'it/s':>9}{'time':>10}"
         "  peak memory"
     )
     lines.append(f"  {'(vs the default pipeline)':26}{'':>28}{'':>9}{'ratio':>10}")
-    for mode, row in report["fast_paths"].items():
+    for mode, row in paths.items():
         if row.get("status") != "measured":
             lines.append(f"  {mode:26}{row['status']}")
             continue
@@ -96,11 +110,4 @@ def format_report(report: dict[str, Any]) -> str:
             lines.append(f"  {'':26}compiling took {row['compile_seconds']:.1f} s")
         if row.get("note"):
             lines.append(f"  {'':26}{row['note']}")
-    lines.append("")
-    tui = report.get("tui", {})
-    if "note" in tui:
-        lines.append(f"  TUI: {tui['note']}")
-    else:
-        lines.append("  TUI (benchmarks/tui_latency.py):")
-        lines.extend(f"    {name}: {value}" for name, value in tui.items())
-    return "\n".join(lines)
+    return lines
