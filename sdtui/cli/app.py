@@ -14,12 +14,20 @@ from sdtui.cli.common import settings_from_args
 
 
 def run(args: argparse.Namespace) -> int:
+    from sdtui.engine import performance
+
     settings = settings_from_args(args)  # bad flags/config fail here, before the screen opens
+    options = performance.performance_from_settings(settings, args)
     # Importing the app imports textual_image.widget, which asks the terminal what
     # graphics it supports: this must happen before Textual takes the terminal over.
     from sdtui.tui.app import SdtuiApp
+    from sdtui.tui.runner import default_engine_factory
 
-    app = SdtuiApp(settings, theme=getattr(args, "theme", None))
+    app = SdtuiApp(
+        settings,
+        theme=getattr(args, "theme", None),
+        engine_factory=lambda s: default_engine_factory(s, options=options),
+    )
     with _hangup_stops(app):
         app.run()
     return app.return_code or 0

@@ -31,7 +31,10 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_app_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of the bare `sdtui` command (the TUI)."""
+    from sdtui.engine.performance import add_performance_arguments
+
     add_model_arguments(parser)
+    add_performance_arguments(parser)
     add_gallery_argument(parser)
     parser.add_argument(
         "--renderer",

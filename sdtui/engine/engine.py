@@ -140,6 +140,12 @@ class Engine:
             del pipe
             loader.free_device_memory(self.device)
             raise
+        if source.kind == "demo" and self.device == "cpu":
+            # The demo's layers are tiny: several CPU threads only contend with each
+            # other (and the UI) and run 20-50x slower than one.
+            import torch
+
+            torch.set_num_threads(1)
         self.load_count += 1
         family = source.entry.family if source.entry else loader.family_of_pipeline(pipe)
         if family not in ("sd1", "sd2", "sdxl"):

@@ -407,7 +407,7 @@ class SdtuiApp(PromptCraftMixin, App[None]):
         if self._hung_up:
             self.exit()
             return
-        self.status.reset_progress()
+        # The bar keeps the finished job's last step until the next job starts.
         self._update_queue()
         self._pump()
 

@@ -32,6 +32,8 @@ KEY_ACTIONS: tuple[KeyAction, ...] = (
     KeyAction(
         "cancel", "escape", "Cancel", "Stop the running generation (nothing is saved)", True, False
     ),
+    KeyAction("help", "f1", "Help", "Show every key"),
+    KeyAction("gallery", "ctrl+o", "Gallery", "Open the gallery browser"),
     KeyAction("clear_queue", "f8", "Clear queue", "Drop every request still waiting in the queue"),
     KeyAction(
         "retry_save",
@@ -69,8 +71,6 @@ KEY_ACTIONS: tuple[KeyAction, ...] = (
         "Queue every combination of the prompt's wildcards",
         False,
     ),
-    KeyAction("gallery", "ctrl+o", "Gallery", "Open the gallery browser"),
-    KeyAction("help", "f1", "Help", "Show every key"),
 )
 
 ACTION_NAMES = frozenset(a.action for a in KEY_ACTIONS)

@@ -36,12 +36,16 @@ Post = Callable[[Message], Any]
 Unsaved = tuple[GeneratedImage, GenerationResult]
 
 
-def default_engine_factory(settings: Settings, preview: str | None = None) -> Any:
-    """The engine with the speed settings of the config's [performance] table and
-    SDTUI_* variables; `preview` None keeps their live preview choice (latent by default)."""
+def default_engine_factory(
+    settings: Settings, preview: str | None = None, options: Any | None = None
+) -> Any:
+    """The engine with the speed settings `options`, or else those of the config's
+    [performance] table and SDTUI_* variables; `preview` None keeps their live
+    preview choice (latent by default)."""
     from sdtui.engine import Engine, performance
 
-    options = performance.performance_from_settings(settings)
+    if options is None:
+        options = performance.performance_from_settings(settings)
     return Engine(
         device=settings.device,
         dtype=settings.dtype,

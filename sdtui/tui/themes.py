@@ -26,7 +26,14 @@ else:  # pragma: no cover
 
 log = logging.getLogger(__name__)
 
-BUILTIN_THEMES_DIR = Path(__file__).resolve().parents[2] / "themes"
+# A wheel installs the top-level themes/ folder as sdtui/themes; a source checkout
+# (and an editable install) keeps it beside the package.
+_PACKAGED_THEMES = Path(__file__).resolve().parents[1] / "themes"
+BUILTIN_THEMES_DIR = (
+    _PACKAGED_THEMES
+    if _PACKAGED_THEMES.is_dir()
+    else Path(__file__).resolve().parents[2] / "themes"
+)
 DEFAULT_THEME = "sdtui-dark"
 _STATE_FILE = "state.json"
 _FIELDS = {f.name: f for f in dataclasses.fields(Theme)}
