@@ -51,6 +51,7 @@ from sdtui.tui.messages import (
 from sdtui.tui.params_pane import ParamsPane
 from sdtui.tui.preview import PreviewPane
 from sdtui.tui.prompt_craft import PromptCraftMixin
+from sdtui.tui.prompt_editor import PromptEditor
 from sdtui.tui.recall import PromptRecall
 from sdtui.tui.runner import (
     JobRunner,
@@ -82,9 +83,9 @@ class StudioScreen(Screen[None]):
         with Horizontal(id="main"):
             with Vertical(id="left"):
                 yield Label("Prompt  (ctrl+g generate · ctrl+↑/↓ earlier prompts)", classes="title")
-                yield TextArea(id="prompt", soft_wrap=True, show_line_numbers=False)
+                yield PromptEditor(id="prompt", soft_wrap=True, show_line_numbers=False)
                 yield Label("Negative prompt", classes="title")
-                yield TextArea(id="negative", soft_wrap=True, show_line_numbers=False)
+                yield PromptEditor(id="negative", soft_wrap=True, show_line_numbers=False)
                 yield ParamsPane(self.settings.model, id="params")
                 yield Static("", id="queue")
             with Vertical(id="right"):
