@@ -11,14 +11,16 @@ import json
 import os
 import re
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sdtui.config import ensure_private_dir, tomllib
 from sdtui.errors import SaveError, ValidationError
+
+T = TypeVar("T")
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9 _.\-]{0,63}")
 
@@ -65,6 +67,28 @@ def user_entries(folder: Path, table: str) -> Iterator[Entry | str]:
             yield from _entries(path.read_text(encoding="utf-8"), table, str(path))
         except (OSError, UnicodeDecodeError, ValueError) as exc:
             yield f"{path}: {exc}"
+
+
+def load_catalog(
+    filename: str, table: str, user_folder: Path, parse: Callable[[dict[str, Any], str], T]
+) -> tuple[dict[str, T], list[str]]:
+    """Built-in entries, then the user's (which win on equal names), each read by
+    `parse(data, source)` (which has a `.name`); returns them and the problems met."""
+    items: dict[str, T] = {}
+    problems: list[str] = []
+    entries: list[Entry | str] = list(builtin_entries(filename, table))
+    entries += list(user_entries(user_folder, table))
+    for entry in entries:
+        if isinstance(entry, str):
+            problems.append(entry)
+            continue
+        try:
+            item = parse(entry.data, entry.source)
+        except ValidationError as exc:
+            problems.append(f"{entry.source}: {exc}")
+            continue
+        items[item.name] = item  # type: ignore[attr-defined]
+    return items, problems
 
 
 def _toml_value(value: Any) -> str:

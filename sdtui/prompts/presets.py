@@ -13,7 +13,7 @@ from typing import Any
 from sdtui.config import config_dir
 from sdtui.errors import ValidationError
 from sdtui.params import GenerationRequest
-from sdtui.prompts.datafiles import builtin_entries, check_name, user_entries, write_entry
+from sdtui.prompts.datafiles import check_name, load_catalog, write_entry
 
 PRESET_SETTINGS = (
     "model",
@@ -55,21 +55,9 @@ def preset_from_dict(data: dict[str, Any], source: str) -> Preset:
 
 def load_presets(folder: Path | None = None) -> tuple[dict[str, Preset], list[str]]:
     """Every preset by name (the user's win on equal names), and the problems met."""
-    presets: dict[str, Preset] = {}
-    problems: list[str] = []
-    entries: list[Any] = list(builtin_entries("presets.toml", "preset"))
-    entries += list(user_entries(presets_dir() if folder is None else folder, "preset"))
-    for entry in entries:
-        if isinstance(entry, str):
-            problems.append(entry)
-            continue
-        try:
-            preset = preset_from_dict(entry.data, entry.source)
-        except ValidationError as exc:
-            problems.append(f"{entry.source}: {exc}")
-            continue
-        presets[preset.name] = preset
-    return presets, problems
+    return load_catalog(
+        "presets.toml", "preset", presets_dir() if folder is None else folder, preset_from_dict
+    )
 
 
 def load_preset(name: str) -> Preset:

@@ -15,7 +15,7 @@ from typing import Any
 from sdtui.config import config_dir
 from sdtui.errors import ValidationError
 from sdtui.params import GenerationRequest
-from sdtui.prompts.datafiles import builtin_entries, check_name, user_entries
+from sdtui.prompts.datafiles import check_name, load_catalog
 
 PLACEHOLDER = "{prompt}"
 STYLE_SETTINGS = ("steps", "cfg", "width", "height", "scheduler")
@@ -100,20 +100,9 @@ def style_from_dict(data: dict[str, Any], source: str) -> Style:
 
 def load_styles(folder: Path | None = None) -> StyleCatalog:
     """Built-in styles, then the user's (which win on equal names)."""
-    styles: dict[str, Style] = {}
-    problems: list[str] = []
-    entries: list[Any] = list(builtin_entries("styles.toml", "style"))
-    entries += list(user_entries(styles_dir() if folder is None else folder, "style"))
-    for entry in entries:
-        if isinstance(entry, str):
-            problems.append(entry)
-            continue
-        try:
-            style = style_from_dict(entry.data, entry.source)
-        except ValidationError as exc:
-            problems.append(f"{entry.source}: {exc}")
-            continue
-        styles[style.name] = style
+    styles, problems = load_catalog(
+        "styles.toml", "style", styles_dir() if folder is None else folder, style_from_dict
+    )
     return StyleCatalog(styles, problems)
 
 
