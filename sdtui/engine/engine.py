@@ -1,7 +1,9 @@
 """The engine: one loaded pipeline, schedulers by name, and the generate loop.
 
 One `Engine` serves one front end. It keeps the pipeline loaded between
-requests, runs one job at a time (a lock: the GPU does not share well), makes
+requests, parks the pipelines of models it switched away from in CPU memory
+(`keep_models`, least recently used first out) so switching back skips the
+disk, runs one job at a time (a lock: the GPU does not share well), makes
 images one by one with seeds base, base+1, ... so each image reproduces alone,
 reports every step, and stops within a step when cancelled, without decoding
 or returning the unfinished image.
@@ -12,6 +14,7 @@ from __future__ import annotations
 import secrets
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -44,6 +47,17 @@ class LoadedModel:
     notes: tuple[str, ...] = field(default=())  # speed options that were turned on
 
 
+@dataclass
+class _Parked:
+    """A pipeline switched away from, waiting in CPU memory with what belongs to it."""
+
+    key: tuple[Any, ...]
+    pipe: Any
+    loaded: LoadedModel
+    scheduler_config: Any
+    schedulers: dict[str, Any]
+
+
 class _Interrupted(Exception):
     """Raised from the step callback to leave the pipeline before its VAE decode."""
 
@@ -73,12 +87,19 @@ class Engine:
         self._loaded: LoadedModel | None = None
         self._schedulers: dict[str, Any] = {}
         self._scheduler_config: Any = None
+        # Source key -> parked pipeline, oldest first.
+        self._parked: OrderedDict[tuple[Any, ...], _Parked] = OrderedDict()
 
     # -- loading -------------------------------------------------------------
 
     @property
     def loaded(self) -> LoadedModel | None:
         return self._loaded
+
+    @property
+    def parked_models(self) -> tuple[str, ...]:
+        """Models waiting in CPU memory for a fast switch back, oldest first."""
+        return tuple(parked.loaded.model_id for parked in self._parked.values())
 
     @property
     def pipeline(self) -> Any:
@@ -93,16 +114,80 @@ class Engine:
             return self._load(model, on_status, config)
 
     def unload(self) -> None:
-        """Drop the pipeline and give its memory back."""
+        """Drop the pipeline and the parked ones, and give their memory back."""
         with self._lock:
+            self._parked.clear()
             self._drop_pipeline()
 
     def _drop_pipeline(self) -> None:
         self._pipe = None
         self._loaded = None
         self._source_key = None
-        self._schedulers.clear()
+        self._schedulers = {}
         loader.free_device_memory(self.device)
+
+    def _park_pipeline(self, status: StatusCallback) -> None:
+        """Move the current pipeline to CPU memory for later, or drop it when it cannot wait."""
+        from sdtui.engine import performance
+
+        pipe, loaded, key = self._pipe, self._loaded, self._source_key
+        keep = self._performance_options().keep_models
+        if keep <= 0 or loaded is None or key is None or not performance.can_park(pipe):
+            status("unloading the previous model")
+            self._drop_pipeline()
+            return
+        if self.device != "cpu":
+            status(f"moving {loaded.model_id} to CPU memory")
+            try:
+                pipe.to("cpu")
+            except Exception:
+                # Parking is a convenience: whatever went wrong, dropping is the old behaviour.
+                self._drop_pipeline()
+                return
+        self._parked[key] = _Parked(key, pipe, loaded, self._scheduler_config, self._schedulers)
+        self._parked.move_to_end(key)
+        while len(self._parked) > keep:
+            self._parked.popitem(last=False)
+        self._pipe = None
+        self._drop_pipeline()
+
+    def _take_parked(self, key: tuple[Any, ...], config: str | None) -> _Parked | None:
+        """The parked pipeline for `key`, out of the park (None when it is not there)."""
+        for parked_key in self._parked:
+            # As for the loaded model: a request naming only the model takes any config.
+            if parked_key == key or (config is None and parked_key[0] == key[0]):
+                return self._parked.pop(parked_key)
+        return None
+
+    def _restore(self, parked: _Parked, model: str, status: StatusCallback) -> LoadedModel | None:
+        """Move a parked pipeline back to the device; None when the device is out of memory."""
+        status(f"restoring {parked.loaded.model_id} from memory")
+        started = time.perf_counter()
+        pipe = parked.pipe
+        try:
+            pipe = pipe.to(self.device)  # a no-op when the device is the CPU
+        except Exception as exc:
+            del pipe
+            parked.pipe = None
+            if not loader.is_out_of_memory(exc):
+                loader.free_device_memory(self.device)
+                raise SdtuiError(
+                    f"could not move {parked.loaded.model_id} back to {self.device}: {exc}"
+                ) from exc
+            # Other parked pipelines may be what fills memory: start clean from disk.
+            status("out of memory restoring the model; loading it again from disk")
+            self._parked.clear()
+            loader.free_device_memory(self.device)
+            return None
+        self._pipe = pipe
+        self._source_key = parked.key
+        self._scheduler_config = parked.scheduler_config
+        self._schedulers = parked.schedulers
+        self._loaded = replace(
+            parked.loaded, requested=model, load_seconds=time.perf_counter() - started
+        )
+        status(f"ready: {parked.loaded.model_id} on {self.device} ({self.dtype})")
+        return self._loaded
 
     def _load(
         self, model: str, on_status: StatusCallback | None, config: str | None
@@ -119,9 +204,13 @@ class Engine:
         if self._pipe is not None and same and self._loaded is not None:
             loaded = self._loaded
             return replace(loaded, requested=model, load_seconds=0.0)
+        parked = self._take_parked(key, config)
         if self._pipe is not None:
-            status("unloading the previous model")
-            self._drop_pipeline()
+            self._park_pipeline(status)
+        if parked is not None:
+            restored = self._restore(parked, model, status)
+            if restored is not None:
+                return restored
         if source.notice:
             status(source.notice)
         status(f"loading {source.location}")
@@ -153,7 +242,7 @@ class Engine:
         self._pipe = pipe
         self._source_key = key
         self._scheduler_config = pipe.scheduler.config
-        self._schedulers.clear()
+        self._schedulers = {}
         self._loaded = LoadedModel(
             model_id=source.location,
             requested=model,

@@ -29,6 +29,11 @@ TILING_PIXELS = 1024 * 1024
 
 # Attribute set on a pipeline whose UNet is compiled but has not run yet.
 _COMPILE_PENDING = "_sdtui_compile_pending"
+# Attribute set on a pipeline whose UNet was handed to torch.compile.
+_COMPILED = "_sdtui_compiled"
+
+# Most earlier pipelines kept in CPU memory (`keep_models`).
+MAX_KEEP_MODELS = 16
 
 
 @dataclass(frozen=True)
@@ -44,6 +49,7 @@ class PerformanceOptions:
     attention: str = "auto"  # auto (= sdpa) | sdpa | classic
     preview: str = "latent"  # latent | taesd | off
     preview_fps: float = 4.0
+    keep_models: int = 1  # earlier pipelines parked in CPU memory; 0: drop them
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__  # frozen: normalise once
@@ -68,6 +74,22 @@ class PerformanceOptions:
         if not 0 <= fps <= 60:
             raise ValidationError("preview_fps", f"must be between 0 and 60, got {fps:g}")
         set_(self, "preview_fps", fps)
+        set_(self, "keep_models", _keep_models(self.keep_models))
+
+
+def _keep_models(value: Any) -> int:
+    text = str(value).strip()
+    if isinstance(value, bool) or not (text.isascii() and text.isdecimal()):
+        raise ValidationError(
+            "keep_models", f"must be a whole number from 0 to {MAX_KEEP_MODELS}, got {value!r}"
+        )
+    count = int(text)
+    if count > MAX_KEEP_MODELS:
+        # Each parked SDXL pipeline holds about 7 GB of CPU memory.
+        raise ValidationError(
+            "keep_models", f"must be a whole number from 0 to {MAX_KEEP_MODELS}, got {count}"
+        )
+    return count
 
 
 def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> str:
@@ -182,6 +204,7 @@ def apply_performance(pipe: Any, options: PerformanceOptions, device: str) -> li
         # nn.Module.compile keeps the UNet's type, config and attention processors.
         unet.compile(mode=options.compile_mode, fullgraph=False)
         setattr(pipe, _COMPILE_PENDING, True)
+        setattr(pipe, _COMPILED, True)
         notes.append(f"torch.compile ({options.compile_mode}): the first generation compiles")
     return notes
 
@@ -222,6 +245,20 @@ def apply_request_settings(
 def compile_pending(pipe: Any) -> bool:
     """True until the first generation after `torch.compile` has run (it compiles)."""
     return bool(getattr(pipe, _COMPILE_PENDING, False))
+
+
+def can_park(pipe: Any) -> bool:
+    """Whether `pipe` may be moved to CPU memory and back to the device later.
+
+    Not with CPU offload: accelerate's hooks own where each part lives (the
+    weights already wait on the CPU) and `pipe.to(...)` fights them. Not with
+    torch.compile: the compiled UNet is specialised to its device and, with
+    `reduce-overhead`, holds CUDA graphs and static buffers on the GPU, so moving
+    it back would recompile (minutes) rather than save time.
+    """
+    if getattr(pipe, "_offload_device", None) is not None:
+        return False
+    return not getattr(pipe, _COMPILED, False)
 
 
 def mark_compiled(pipe: Any) -> None:
@@ -282,6 +319,13 @@ def add_performance_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         metavar="N",
         help="most preview frames a second (default 4)",
+    )
+    group.add_argument(
+        "--keep-models",
+        dest="keep_models",
+        default=None,
+        metavar="N",
+        help="earlier models kept in CPU memory for a fast switch back (default 1; 0: none)",
     )
 
 
