@@ -367,15 +367,16 @@ class Engine:
         started = time.perf_counter()
         images: list[GeneratedImage] = []
         blacked_out: list[int] = []
+        # Every image of the batch has the same prompt: encode a weighted one once.
+        prompt_kwargs = encode_prompt_kwargs(pipe, request.prompt, request.negative_prompt)
+        if prompt_kwargs is None:
+            prompt_kwargs = {
+                "prompt": request.prompt,
+                "negative_prompt": request.negative_prompt or None,
+            }
         for index, seed in enumerate(seeds):
             if cancel is not None and cancel.cancelled:
                 raise GenerationCancelled()
-            prompt_kwargs = encode_prompt_kwargs(pipe, request.prompt, request.negative_prompt)
-            if prompt_kwargs is None:
-                prompt_kwargs = {
-                    "prompt": request.prompt,
-                    "negative_prompt": request.negative_prompt or None,
-                }
             generator = torch.Generator(device=devices.generator_device(self.device))
             generator.manual_seed(seed)
             callback = self._step_callback(request, index, started, on_progress, cancel, previewer)
