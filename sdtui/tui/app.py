@@ -425,6 +425,7 @@ class SdtuiApp(PromptCraftMixin, App[None]):
     @_while_shown
     def on_history_loaded(self, message: HistoryLoaded) -> None:
         entries = message.entries
+        self.history.gallery = message.gallery  # thumbnails come from its cache
         if [e.id for e in entries] == [e.id for e in self.history.entries]:
             return
         self.history.set_entries(entries)

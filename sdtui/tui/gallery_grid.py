@@ -44,9 +44,10 @@ class ThumbsLoaded(Message):
     lines: dict[int, Lines | None]
 
 
-def half_block_lines(image: Any) -> Lines:
-    """An RGB image scaled to fit a cell, as lines of half blocks, centred."""
-    width, height = PIXELS
+def half_block_lines(image: Any, pixels: tuple[int, int] = PIXELS) -> Lines:
+    """An RGB image scaled to fit `pixels` (a cell's by default), as lines of half
+    blocks, centred: two pixel rows per line."""
+    width, height = pixels
     scale = min(width / image.width, height / image.height)
     size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
     small = image.convert("RGB").resize(size)
@@ -55,7 +56,7 @@ def half_block_lines(image: Any) -> Lines:
     pixels = small.load()
     blank = None
     lines: Lines = []
-    for line in range(IMAGE_LINES):
+    for line in range(height // 2):
         segments: list[Segment] = []
         for x in range(width):
             colours = []
