@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import gallery_pngs, idle, wait_until
 from PIL import Image
 
 from sdtui.cli import build_parser, main
@@ -26,10 +27,6 @@ SIZE = (120, 40)
 def close_log() -> Any:
     yield
     stop_logging()
-
-
-def gallery_pngs(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*.png") if not {".sdtui", ".trash"} & set(p.parts))
 
 
 # -- the command line ----------------------------------------------------------------
@@ -185,19 +182,6 @@ def test_bad_environment_variable_is_named(
 
 
 # -- the app ------------------------------------------------------------------------
-
-
-async def wait_until(pilot: Any, condition: Any, rounds: int = 1200) -> None:
-    for _ in range(rounds):
-        if condition():
-            return
-        await pilot.pause(0.05)
-    raise AssertionError("the app did not get there")
-
-
-async def idle(pilot: Any, app: SdtuiApp) -> None:
-    await wait_until(pilot, lambda: not app.jobs.busy and not app.jobs.pending)
-    await pilot.pause()
 
 
 APP_BAD_FIELDS = [

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from helpers import gallery_pngs
 from PIL import Image
 
 from sdtui.cli import main
@@ -39,10 +40,6 @@ TINY = ["--model", "demo", "--steps", "2", "--width", "64", "--height", "64"]
 def close_log() -> Any:
     yield
     stop_logging()
-
-
-def gallery_pngs(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*.png") if not {".sdtui", ".trash"} & set(p.parts))
 
 
 def temp_files(folder: Path) -> list[Path]:

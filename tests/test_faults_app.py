@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 import torch
+from helpers import gallery_pngs, idle, wait_until
 from PIL import Image
 
 from sdtui.config import load_settings
@@ -42,25 +43,8 @@ def make_app(model: str = "demo", **overrides: Any) -> SdtuiApp:
     return SdtuiApp(settings)
 
 
-def gallery_pngs(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*.png") if not {".sdtui", ".trash"} & set(p.parts))
-
-
 def leftovers(folder: Path) -> list[Path]:
     return [p for p in folder.rglob("*.tmp")] if folder.exists() else []
-
-
-async def wait_until(pilot: Any, condition: Any, rounds: int = 1200) -> None:
-    for _ in range(rounds):
-        if condition():
-            return
-        await pilot.pause(0.05)
-    raise AssertionError("the app did not get there")
-
-
-async def idle(pilot: Any, app: SdtuiApp) -> None:
-    await wait_until(pilot, lambda: not app.jobs.busy and not app.jobs.pending)
-    await pilot.pause()
 
 
 async def generate(pilot: Any, app: SdtuiApp, prompt: str, model: str = "demo") -> None:

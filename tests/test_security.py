@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 import torch
+from helpers import gallery_pngs
 from PIL import Image, PngImagePlugin
 from rich.text import Text
 from textual.geometry import Region
@@ -41,10 +42,6 @@ SIZE = (120, 40)
 def close_log() -> Any:
     yield
     stop_logging()
-
-
-def gallery_pngs(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*.png") if not {".sdtui", ".trash"} & set(p.parts))
 
 
 # -- pickles -------------------------------------------------------------------------

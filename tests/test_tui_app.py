@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import gallery_pngs, idle, wait_until
 from PIL import Image
 
 from sdtui.config import load_settings
@@ -66,27 +67,6 @@ def make_app(demo_model_dir: Path, engines: list[GatedEngine]):  # noqa: ANN201
         return SdtuiApp(settings, engine_factory=factory)
 
     return make
-
-
-def gallery_pngs(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*.png") if not {".sdtui", ".trash"} & set(p.parts))
-
-
-async def wait_until(pilot: Any, condition: Any, rounds: int = 1200) -> None:
-    for _ in range(rounds):
-        if condition():
-            return
-        await pilot.pause(0.05)
-    raise AssertionError("the app did not get there")
-
-
-async def idle(pilot: Any, app: SdtuiApp) -> None:
-    """Wait until the start-up model load has begun and every job is done."""
-    await wait_until(
-        pilot,
-        lambda: app.status.state != "starting" and not app.jobs.busy and not app.jobs.pending,
-    )
-    await pilot.pause()
 
 
 async def type_prompt(pilot: Any, app: SdtuiApp, text: str) -> None:

@@ -285,26 +285,27 @@ def _json_object(text: str) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def _int(value: Any) -> int | None:
+def _number(value: Any) -> float | None:
+    """A finite-or-infinite number read from metadata, None for anything else (NaN too)."""
     if isinstance(value, bool):
         return None
     try:
         number = float(str(value).strip()) if isinstance(value, str) else float(value)
     except (TypeError, ValueError, OverflowError):
         return None
-    if number != number or abs(number) > 2**63 or not number.is_integer():
+    return None if number != number else number
+
+
+def _int(value: Any) -> int | None:
+    number = _number(value)
+    if number is None or abs(number) > 2**63 or not number.is_integer():
         return None
     return int(number)
 
 
 def _float(value: Any) -> float | None:
-    if isinstance(value, bool):
-        return None
-    try:
-        number = float(str(value).strip()) if isinstance(value, str) else float(value)
-    except (TypeError, ValueError, OverflowError):
-        return None
-    return number if number == number and abs(number) < 1e9 else None
+    number = _number(value)
+    return number if number is not None and abs(number) < 1e9 else None
 
 
 def _text(value: Any) -> str:
