@@ -7,13 +7,28 @@ import json
 import os
 import sys
 import warnings
+from dataclasses import replace
 
 from sdtui.bench.architectures import ARCHITECTURES
 from sdtui.config import DEVICES, DTYPES
 from sdtui.errors import ValidationError
 
+DEFAULT_BUDGET = 420.0  # seconds: the GPU suite fits in 8 minutes on one H100
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--suite",
+        choices=("gpu",),
+        help="gpu: plain diffusers fp16 vs sdtui vs every fast path, on SD 1.5 512² and"
+        " SDXL 1024² (with --arch, on that architecture alone)",
+    )
+    parser.add_argument(
+        "--budget",
+        type=float,
+        metavar="SECONDS",
+        help=f"--suite: start no variant after this many seconds (default {DEFAULT_BUDGET:.0f})",
+    )
     source = parser.add_mutually_exclusive_group()
     source.add_argument(
         "--arch",
@@ -23,7 +38,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     source.add_argument(
         "--model", metavar="NAME|ID|PATH", help="a model to load instead (must be available)"
     )
-    parser.add_argument("--steps", type=int, default=20, help="denoising steps (default 20)")
+    parser.add_argument(
+        "--steps", type=int, help="denoising steps (default 20; --suite: each case's own)"
+    )
     parser.add_argument(
         "--size", metavar="WxH", help="image size (default: the model's native size)"
     )
@@ -81,6 +98,8 @@ def _quiet_libraries() -> None:
 
 def run(args: argparse.Namespace) -> int:
     _quiet_libraries()
+    if args.suite:
+        return run_suite(args)
     from sdtui.bench.runner import BenchConfig, run_benchmark
 
     arch = None if args.model else (args.arch or "demo")
@@ -94,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
     config = BenchConfig(
         arch=arch,
         model=args.model,
-        steps=args.steps,
+        steps=20 if args.steps is None else args.steps,
         width=width,
         height=height,
         device=args.device,
@@ -116,3 +135,59 @@ def run(args: argparse.Namespace) -> int:
 
         print(format_report(report))
     return 0
+
+
+def run_suite(args: argparse.Namespace) -> int:
+    """`--suite gpu`: the whole table, on CUDA unless a device is named."""
+    from sdtui.bench.suite import CASES, GPU_CASES, SuiteConfig, format_suite
+    from sdtui.bench.suite import run_suite as run_cases
+
+    if args.model:
+        raise ValidationError("suite", "runs random-weight architectures; use --arch, not --model")
+    device = "cuda" if args.device == "auto" else args.device
+    if not device.startswith("cuda") and not args.arch:
+        raise ValidationError(
+            "suite", f"runs SD 1.5 and SDXL on a GPU; on {device} name one with --arch demo"
+        )
+    cases = (CASES[args.arch],) if args.arch else GPU_CASES
+    if args.size:
+        width, height = parse_size(args.size)
+        if width != height:
+            raise ValidationError("size", f"the suite runs square images, got {args.size}")
+        cases = tuple(replace(case, size=width) for case in cases)
+    if args.steps is not None:
+        cases = tuple(replace(case, steps=args.steps) for case in cases)
+    repeats = 3 if args.repeats is None else args.repeats
+    if repeats < 1:
+        raise ValidationError("repeats", f"must be at least 1, got {repeats}")
+    budget = DEFAULT_BUDGET if args.budget is None else args.budget
+    if budget <= 0:
+        raise ValidationError("budget", f"must be a number of seconds above 0, got {budget:g}")
+    config = SuiteConfig(
+        device=device,
+        dtype=args.dtype,
+        cases=cases,
+        variants=parse_variants(args.modes),
+        repeats=repeats,
+        seed=args.seed,
+        budget_seconds=budget,
+    )
+    report = run_cases(config, on_status=lambda text: print(f"... {text}", file=sys.stderr))
+    print(json.dumps(report, indent=2) if args.json else format_suite(report))
+    return 0
+
+
+def parse_variants(text: str | None) -> tuple[str, ...] | None:
+    from sdtui.bench.suite import VARIANTS
+
+    if text is None or text.strip().lower() == "all":
+        return None
+    if text.strip().lower() == "none":
+        return ()
+    names = tuple(m.strip() for m in text.split(",") if m.strip())
+    unknown = [m for m in names if m not in VARIANTS]
+    if unknown:
+        raise ValidationError(
+            "modes", f"unknown {', '.join(unknown)}; the suite has {', '.join(VARIANTS)}"
+        )
+    return names
