@@ -157,7 +157,9 @@ class _Case:
 
         request = self.request
         assert request is not None
-        generator = torch.Generator(generator_device(self.suite.device)).manual_seed(request.seed)
+        generator = torch.Generator(generator_device(self.suite.device)).manual_seed(
+            self.suite.seed
+        )
         return (pipe or self.plain)(
             prompt=request.prompt,
             num_inference_steps=request.steps,

@@ -139,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
 
 def run_suite(args: argparse.Namespace) -> int:
     """`--suite gpu`: the whole table, on CUDA unless a device is named."""
-    from sdtui.bench.suite import CASES, GPU_CASES, SuiteConfig, format_suite
+    from sdtui.bench.suite import CASES, GPU_CASES, SuiteCase, SuiteConfig, format_suite
     from sdtui.bench.suite import run_suite as run_cases
 
     if args.model:
@@ -149,7 +149,7 @@ def run_suite(args: argparse.Namespace) -> int:
         raise ValidationError(
             "suite", f"runs SD 1.5 and SDXL on a GPU; on {device} name one with --arch demo"
         )
-    cases = (CASES[args.arch],) if args.arch else GPU_CASES
+    cases: tuple[SuiteCase, ...] = (CASES[args.arch],) if args.arch else GPU_CASES
     if args.size:
         width, height = parse_size(args.size)
         if width != height:
