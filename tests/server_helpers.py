@@ -49,3 +49,12 @@ def demo_request(**changes: Any) -> dict[str, Any]:
               "scheduler": "Euler"}
     fields.update(changes)
     return fields
+
+
+def allow_inference_client(monkeypatch: Any) -> None:
+    """InferenceClient refuses every URL, loopback too, while the hub is offline;
+    the flag is read once at import, so the module's copy is turned off as well."""
+    from huggingface_hub import constants
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)

@@ -81,7 +81,6 @@ def run(args: argparse.Namespace) -> int:
     sock = listen(args.host, args.port)  # a port in use fails before the model loads
     _quiet_libraries()
     from sdtui.engine import Engine
-    from sdtui.server.a1111 import model_title
     from sdtui.server.common import ServerConfig
     from sdtui.server.run import serve
     from sdtui.service import EngineService
@@ -104,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
         model=settings.model,
         token=token,
         max_prompt_chars=args.max_prompt_chars,
-        aliases=(loaded.model_id, model_title(settings.model)),
+        aliases=(loaded.model_id,),
     )
     serve(service, config, sock, on_ready=lambda url: _say(f"listening on {url}"))
     _say("stopped")

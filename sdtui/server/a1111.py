@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import json
 import time
-from pathlib import PurePath
 from typing import Any
 
 from starlette.requests import Request
@@ -26,6 +25,7 @@ from sdtui.server.common import (
     check_auth,
     check_prompt_lengths,
     config_of,
+    model_title,
     read_json,
     served_model,
     service_of,
@@ -50,12 +50,6 @@ DEFAULTS: dict[str, Any] = {
 }
 # A1111's separate schedule types, for clients that list them.
 SCHEDULE_TYPES = (("automatic", "Automatic"), ("karras", "Karras"))
-
-
-def model_title(model: str) -> str:
-    """The name A1111 clients show and send back: a file's stem, else the id as given."""
-    path = PurePath(model)
-    return path.stem if path.suffix in (".safetensors", ".ckpt") else model
 
 
 def _sampler(payload: dict[str, Any]) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -125,6 +126,15 @@ def check_prompt_lengths(request: Request, *texts: str) -> None:
             )
 
 
+def model_title(model: str) -> str:
+    """The name A1111 clients show and send back: a local file's stem or folder's name
+    (never the path on the server), else the hub id or short name as given."""
+    path = Path(model).expanduser()
+    if not path.exists():
+        return model
+    return path.stem if path.is_file() else path.name
+
+
 def served_model(request: Request, asked: Any) -> str:
     """The served model for a request naming `asked` (or nothing); any other is refused.
 
@@ -132,7 +142,7 @@ def served_model(request: Request, asked: Any) -> str:
     started with is loaded.
     """
     config = config_of(request)
-    if asked in (None, "", config.model) or asked in config.aliases:
+    if asked in (None, "", config.model, model_title(config.model)) or asked in config.aliases:
         return config.model
     raise ValidationError("model", f"this server serves only {config.model!r}")
 
