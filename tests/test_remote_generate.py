@@ -1,0 +1,146 @@
+"""`sdtui generate --server URL` (sdtui and A1111 servers) and `--backend hf`."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+from helpers import gallery_pngs
+from PIL import Image as PILImage
+from server_helpers import TOKEN, allow_inference_client, make_app
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from sdtui.cli import main
+from sdtui.engine import Engine
+from sdtui.params import GenerationRequest
+from sdtui.server import a1111
+from sdtui.server.common import EXCEPTION_HANDLERS
+from sdtui.server.run import ServerThread
+
+
+@pytest.fixture(scope="module")
+def engine(demo_model_dir: Path) -> Engine:
+    engine = Engine(device="cpu", dtype="fp32", preview="latent")
+    engine.load(str(demo_model_dir))
+    return engine
+
+
+ARGS = ["a red fox", "--steps", "3", "--width", "64", "--height", "64", "--seed", "21",
+        "--scheduler", "Euler", "--count", "2"]
+
+
+def record(path: Path) -> dict:
+    return json.loads(PILImage.open(path).text["sdtui"])
+
+
+def local_pixels(engine, demo_model_dir) -> list[bytes]:
+    request = GenerationRequest(prompt="a red fox", model=str(demo_model_dir), steps=3,
+                                width=64, height=64, seed=21, scheduler="Euler", count=2)
+    return [g.image.convert("RGB").tobytes() for g in engine.generate(request).images]
+
+
+def test_generate_on_an_sdtui_server_saves_the_same_pixels_locally(
+    engine, demo_model_dir, gallery_dir, tmp_path, capsys
+):
+    app = make_app(engine, demo_model_dir, token=TOKEN)
+    token_file = tmp_path / "token"
+    token_file.write_text(TOKEN)
+    with ServerThread(app, app.state.service) as server:
+        code = main(["generate", *ARGS, "--server", server.url, "--token-file", str(token_file)])
+        refused = main(["generate", *ARGS, "--server", server.url])
+    app.state.service.close(timeout=30)
+    assert code == 0
+    out, err = capsys.readouterr()
+    files = gallery_pngs(gallery_dir)
+    assert len(files) == 2 and [str(p) for p in files] == sorted(out.split())
+    assert [PILImage.open(p).convert("RGB").tobytes() for p in files] == local_pixels(
+        engine, demo_model_dir
+    )
+    made_on = record(files[0])["info"]["made_on"]
+    assert made_on["server"] == server.url and made_on["api"] == "sdtui"
+    assert "Seed: 21" in PILImage.open(files[0]).text["parameters"]
+    assert refused == 1 and "refused the token" in err
+
+
+def test_generate_on_an_a1111_server(engine, demo_model_dir, gallery_dir, capsys):
+    sdtui_app = make_app(engine, demo_model_dir)
+    # Only the /sdapi/v1 routes: it looks like A1111 to the client (no sdtui /health).
+    app = Starlette(routes=a1111.ROUTES, exception_handlers=EXCEPTION_HANDLERS)
+    app.state.service, app.state.config = sdtui_app.state.service, sdtui_app.state.config
+    with ServerThread(app, app.state.service) as server:
+        code = main(["generate", *ARGS, "--server", server.url, "--json"])
+    sdtui_app.state.service.close(timeout=30)
+    assert code == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [line["seed"] for line in lines] == [21, 22]
+    assert lines[0]["made_on"]["api"] == "a1111"
+    files = gallery_pngs(gallery_dir)
+    assert [PILImage.open(p).convert("RGB").tobytes() for p in files] == local_pixels(
+        engine, demo_model_dir
+    )
+
+
+def test_unreachable_server_is_one_line(gallery_dir, capsys):
+    code = main(["generate", *ARGS, "--server", "http://127.0.0.1:9"])
+    assert code == 1
+    assert "cannot reach http://127.0.0.1:9" in capsys.readouterr().err
+    assert gallery_pngs(gallery_dir) == []
+
+
+class FakeHFEndpoint:
+    """An Inference Endpoint as documented: JSON {"inputs", "parameters"} in, image bytes out."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[dict, dict]] = []
+        self.app = Starlette(routes=[Route("/", self.infer, methods=["POST"])])
+
+    async def infer(self, request: Request) -> Response:
+        body = json.loads(await request.body())
+        self.calls.append((dict(request.headers), body))
+        seed = body["parameters"].get("seed") or 0
+        image = PILImage.new("RGB", (body["parameters"]["width"], body["parameters"]["height"]),
+                             (seed % 256, 10, 200))
+        buffer = io.BytesIO()
+        image.save(buffer, format="PNG")
+        return Response(buffer.getvalue(), media_type="image/png")
+
+
+def test_backend_hf_uses_the_users_token_and_says_what_is_not_used(
+    gallery_dir, monkeypatch, capsys
+):
+    allow_inference_client(monkeypatch)
+    hub_token = "hf_" + "q" * 34
+    monkeypatch.setenv("HF_TOKEN", hub_token)
+    fake = FakeHFEndpoint()
+    with ServerThread(fake.app) as server:
+        code = main(["generate", "a red fox", "--backend", "hf", "--model", server.url,
+                     "--width", "64", "--height", "64", "--steps", "9", "--seed", "5",
+                     "--count", "2", "--scheduler", "DPM++ 2M Karras"])
+    assert code == 0
+    err = capsys.readouterr().err
+    assert "does not use: scheduler" in err
+    headers, body = fake.calls[0]
+    assert headers["authorization"] == f"Bearer {hub_token}"
+    assert body["inputs"] == "a red fox"
+    assert body["parameters"]["num_inference_steps"] == 9
+    assert [call[1]["parameters"]["seed"] for call in fake.calls] == [5, 6]
+    assert "scheduler" not in body["parameters"]
+    files = gallery_pngs(gallery_dir)
+    assert len(files) == 2
+    text = PILImage.open(files[0]).text
+    assert "Not used: scheduler" in text["parameters"]
+    assert record(files[0])["info"]["made_on"]["backend"] == "hf"
+    # The token is never written anywhere.
+    for path in gallery_dir.rglob("*"):
+        if path.is_file():
+            assert hub_token.encode() not in path.read_bytes()
+
+
+def test_backend_hf_needs_a_model(capsys):
+    assert main(["generate", "a fox", "--backend", "hf"]) == 2
+    assert "--backend hf needs --model" in capsys.readouterr().err
