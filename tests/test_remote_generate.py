@@ -144,3 +144,33 @@ def test_backend_hf_uses_the_users_token_and_says_what_is_not_used(
 def test_backend_hf_needs_a_model(capsys):
     assert main(["generate", "a fox", "--backend", "hf"]) == 2
     assert "--backend hf needs --model" in capsys.readouterr().err
+
+
+def test_ctrl_c_cancels_the_job_on_the_server_and_keeps_what_arrived(
+    engine, demo_model_dir, gallery_dir, capsys
+):
+    import os
+    import signal
+    import threading
+    import time
+
+    app = make_app(engine, demo_model_dir)
+
+    def interrupt_after_first_image() -> None:
+        for _ in range(1200):
+            if gallery_pngs(gallery_dir):
+                os.kill(os.getpid(), signal.SIGINT)
+                return
+            time.sleep(0.05)
+
+    with ServerThread(app, app.state.service) as server:
+        threading.Thread(target=interrupt_after_first_image, daemon=True).start()
+        code = main(["generate", "a slow fox", "--server", server.url, "--steps", "10",
+                     "--width", "64", "--height", "64", "--count", "30", "--seed", "3"])
+        jobs = app.state.service._jobs.values()
+        assert [job.state for job in jobs] == ["failed"]  # cancelled on the server
+    app.state.service.close(timeout=30)
+    assert code == 130
+    saved = len(gallery_pngs(gallery_dir))
+    assert 1 <= saved < 30
+    assert f"{saved} of 30 images saved" in capsys.readouterr().err

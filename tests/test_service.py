@@ -211,3 +211,16 @@ def test_close_finishes_the_step_keeps_the_images_and_fails_the_rest(engine, dem
     images = [e for e in events if isinstance(e, Image)]
     assert 1 <= len(images) < 20
     assert list(service.events(waiting, "me"))[-1].kind == "shutdown"
+
+
+def test_the_service_and_its_clients_import_no_torch_nor_web_stack():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, sdtui.service, sdtui.service.sse\n"
+        "heavy = [m for m in ('torch', 'diffusers', 'starlette', 'uvicorn') if m in sys.modules]\n"
+        "print(heavy)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "[]", out.stderr
