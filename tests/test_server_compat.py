@@ -168,6 +168,14 @@ def test_progress_and_interrupt_see_only_the_callers_job(app):
     assert 0 < progress["progress"] < 1 and progress["state"]["sampling_steps"] == 40
     assert other.get("/sdapi/v1/progress").json()["progress"] == 0
     other.post("/sdapi/v1/interrupt")  # bob's interrupt does not touch alice's job
+    before = progress["state"]["sampling_step"] + 40 * progress["state"]["job_no"]
+    for _ in range(400):  # a cancelled job would stop within one step
+        state = client.get("/sdapi/v1/progress").json()["state"]
+        if state["sampling_step"] + 40 * state["job_no"] >= before + 3:
+            break
+        threading.Event().wait(0.05)
+    else:
+        raise AssertionError("alice's job stopped after bob's interrupt")
     assert service.status()["running"]
     client.post("/sdapi/v1/interrupt")
     thread.join(60)
