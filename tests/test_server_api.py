@@ -33,6 +33,7 @@ def test_health_and_models(app):
     assert health["status"] == "ok" and health["queued"] == 0
     models = client.get("/v1/models").json()
     assert models["models"][0]["loaded"] and "Euler a" in models["schedulers"]
+    assert "/" not in models["models"][0]["name"]  # the name, not the server's path
 
 
 def test_a_job_streams_progress_and_images_with_the_same_pixels_as_local(

@@ -144,7 +144,7 @@ def served_model(request: Request, asked: Any) -> str:
     config = config_of(request)
     if asked in (None, "", config.model, model_title(config.model)) or asked in config.aliases:
         return config.model
-    raise ValidationError("model", f"this server serves only {config.model!r}")
+    raise ValidationError("model", f"this server serves only {model_title(config.model)!r}")
 
 
 async def wait_for_end(service: EngineService, job_id: str, owner: str) -> list[Event]:

@@ -20,6 +20,7 @@ from sdtui.server.common import (
     check_auth,
     check_prompt_lengths,
     config_of,
+    model_title,
     read_json,
     served_model,
     service_of,
@@ -60,7 +61,7 @@ async def models(request: Request) -> JSONResponse:
     loaded = getattr(service_of(request).engine, "loaded", None)
     model = config_of(request).model
     entry = {
-        "name": model,
+        "name": model_title(model),  # a name, never where it lies on the server
         "loaded": loaded is not None,
         "family": getattr(loaded, "family", None),
         "native_size": list(getattr(loaded, "native_size", (512, 512))),
