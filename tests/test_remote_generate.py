@@ -174,3 +174,32 @@ def test_ctrl_c_cancels_the_job_on_the_server_and_keeps_what_arrived(
     saved = len(gallery_pngs(gallery_dir))
     assert 1 <= saved < 30
     assert f"{saved} of 30 images saved" in capsys.readouterr().err
+
+
+def test_what_each_provider_does_not_use():
+    from sdtui.remote.hf import not_used
+
+    euler = GenerationRequest(prompt="x", scheduler="Euler")
+    karras = GenerationRequest(prompt="x", scheduler="DPM++ 2M Karras")
+    assert not_used("hf-inference", "http://endpoint", euler) == []
+    assert not_used("auto", "https://my.endpoint.cloud", karras) == ["scheduler"]
+    assert not_used("nscale", "org/model", euler) == ["steps", "scheduler"]
+    assert not_used("fal-ai", "org/model", euler) == ["scheduler"]
+    assert not_used("someone-new", "org/model", euler) == ["scheduler"]
+
+
+def test_backend_hf_failure_is_one_line_and_saves_nothing(gallery_dir, monkeypatch, capsys):
+    allow_inference_client(monkeypatch)
+
+    async def broken(request: Request) -> Response:
+        return Response(json.dumps({"error": "Model is overloaded"}), status_code=503,
+                        media_type="application/json")
+
+    app = Starlette(routes=[Route("/", broken, methods=["POST"])])
+    with ServerThread(app) as server:
+        code = main(["generate", "a fox", "--backend", "hf", "--model", server.url,
+                     "--width", "64", "--height", "64"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "could not make the image" in err and len(err.strip().splitlines()) <= 2
+    assert gallery_pngs(gallery_dir) == []
