@@ -203,3 +203,34 @@ def test_backend_hf_failure_is_one_line_and_saves_nothing(gallery_dir, monkeypat
     assert code == 1
     assert "could not make the image" in err and len(err.strip().splitlines()) <= 2
     assert gallery_pngs(gallery_dir) == []
+
+
+def test_two_clients_share_one_loaded_model_and_both_see_their_progress(engine, demo_model_dir):
+    import threading
+
+    from sdtui.remote.sdtui_server import HttpClient
+    from sdtui.service import Image, Step
+
+    app = make_app(engine, demo_model_dir)
+    loads = engine.load_count
+    seen: dict[str, list] = {}
+    with ServerThread(app, app.state.service) as server:
+
+        def work(name: str) -> None:
+            client = HttpClient(server.url)
+            job = client.submit(GenerationRequest(prompt=name, model="demo", steps=3, width=64,
+                                                  height=64, count=2, scheduler="Euler"))
+            seen[name] = list(client.events(job))
+
+        threads = [threading.Thread(target=work, args=(n,)) for n in ("alice", "bob")]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+    app.state.service.close(timeout=30)
+    for events in seen.values():
+        assert sum(isinstance(e, Step) for e in events) == 6
+        assert sum(isinstance(e, Image) for e in events) == 2
+    assert {e.request.prompt for v in seen.values() for e in v if isinstance(e, Image)} == {
+        "alice", "bob"}
+    assert engine.load_count == loads  # loaded once, before the server started
