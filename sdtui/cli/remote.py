@@ -16,11 +16,15 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sdtui.errors import GenerationCancelled, SdtuiError, ValidationError
 from sdtui.params import MAX_SEED, GenerationRequest
 from sdtui.results import CancelToken, GeneratedImage, GenerationResult
+
+if TYPE_CHECKING:
+    from sdtui.remote.a1111 import A1111Client
+    from sdtui.remote.sdtui_server import HttpClient
 
 TOKEN_VARIABLE = "SDTUI_SERVER_TOKEN"
 
@@ -43,6 +47,20 @@ def add_remote_arguments(parser: argparse.ArgumentParser) -> None:
         "--provider", metavar="NAME",
         help="Inference Provider for --backend hf (fal-ai, nscale, replicate, ...; default auto)",
     )
+
+
+class _RemoteEngine(Protocol):
+    """An engine elsewhere, as `run` drives it."""
+
+    def request(self, args: argparse.Namespace) -> GenerationRequest:
+        """The validated request of the command line, with that engine's defaults."""
+        ...
+
+    def generate(
+        self, request: GenerationRequest, saver: _Saver, bar: Any, cancel: _RemoteCancel
+    ) -> None:
+        """Make the request's images, handing each to `saver`."""
+        ...
 
 
 def wants_remote(args: argparse.Namespace) -> bool:
@@ -144,7 +162,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _open(args: argparse.Namespace) -> Any:
+def _open(args: argparse.Namespace) -> _RemoteEngine:
     if args.backend == "hf":
         return _HFEngine(args)
     from sdtui.remote.sdtui_server import HttpClient
@@ -185,14 +203,16 @@ def _decode_png(data: bytes) -> Any:
 
 
 class _SdtuiEngine:
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: HttpClient) -> None:
         self.client = client
 
     def request(self, args: argparse.Namespace) -> GenerationRequest:
         served = self.client.models()["models"][0]
         return _build(args, args.model or served["name"], tuple(served["native_size"]))
 
-    def generate(self, request: GenerationRequest, saver: _Saver, bar: Any, cancel: Any) -> None:
+    def generate(
+        self, request: GenerationRequest, saver: _Saver, bar: Any, cancel: _RemoteCancel
+    ) -> None:
         from sdtui.service import Done, Failed, Image, Loading, Queued, Step
 
         job = self.client.submit(request)
@@ -223,7 +243,7 @@ class _SdtuiEngine:
 
 
 class _A1111Engine:
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: A1111Client) -> None:
         self.client = client
         self.model: str | None = None
 
@@ -232,7 +252,9 @@ class _A1111Engine:
         served = self.client.options().get("sd_model_checkpoint") or "a1111"
         return _build(args, args.model or str(served), (512, 512))
 
-    def generate(self, request: GenerationRequest, saver: _Saver, bar: Any, cancel: Any) -> None:
+    def generate(
+        self, request: GenerationRequest, saver: _Saver, bar: Any, cancel: _RemoteCancel
+    ) -> None:
         from sdtui.service import Step
 
         cancel.action = self.client.interrupt
@@ -267,7 +289,9 @@ class _HFEngine:
             self.backend.model).entry
         return _build(args, self.backend.model, entry.native_size if entry else (512, 512))
 
-    def generate(self, request: GenerationRequest, saver: _Saver, bar: Any, cancel: Any) -> None:
+    def generate(
+        self, request: GenerationRequest, saver: _Saver, bar: Any, cancel: _RemoteCancel
+    ) -> None:
         from sdtui.remote.hf import not_used
 
         unused = not_used(self.backend.provider, self.backend.model, request)
