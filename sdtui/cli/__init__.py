@@ -28,6 +28,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "bench": ("sdtui.cli.bench", "measure generation speed against plain diffusers"),
     "expand": ("sdtui.cli.expand", "grow a short prompt into detailed versions"),
     "styles": ("sdtui.cli.styles", "list the prompt styles"),
+    "serve": ("sdtui.cli.serve", "share one engine and job queue over HTTP"),
 }
 
 

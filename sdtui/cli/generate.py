@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from sdtui.cli import common, prompt_options
+from sdtui.cli import common, prompt_options, remote
 from sdtui.engine import performance
 from sdtui.errors import GenerationCancelled
 
@@ -44,6 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object per saved image")
     performance.add_performance_arguments(parser)
     prompt_options.add_prompt_arguments(parser)
+    remote.add_remote_arguments(parser)
 
 
 def _seed(text: str | None) -> str | None:
@@ -145,6 +146,9 @@ class _ProgressBar:
 
 def run(args: argparse.Namespace) -> int:
     from sdtui.gallery import Gallery
+
+    if remote.wants_remote(args):
+        return remote.run(args)
 
     settings = common.settings_from_args(args)
     # Bad input stops here, before anything is loaded or written.

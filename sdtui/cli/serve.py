@@ -1,0 +1,110 @@
+"""`sdtui serve`: one process owns the engine and a job queue that every client shares.
+
+Speaks sdtui's own API, the AUTOMATIC1111 API subset and Hugging Face's
+text-to-image protocol (docs/SERVER.md). Listens on loopback unless told
+otherwise; any other address needs a token.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from sdtui.cli import common
+from sdtui.engine import performance
+from sdtui.errors import ValidationError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine)"
+    )
+    parser.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    parser.add_argument(
+        "--token-file",
+        metavar="PATH",
+        help="clients must send the token in this file (created, mode 0600, when missing); "
+        "required off loopback, default then: <config>/server-token",
+    )
+    common.add_model_arguments(parser)
+    parser.add_argument(
+        "--max-queue", type=int, default=64, metavar="N", help="jobs waiting at most (default 64)"
+    )
+    parser.add_argument(
+        "--max-per-client", type=int, default=16, metavar="N",
+        help="jobs one client may have waiting (default 16)",
+    )
+    parser.add_argument(
+        "--max-prompt-chars", type=int, default=4000, metavar="N",
+        help="longest prompt accepted (default 4000)",
+    )
+    parser.add_argument(
+        "--keep-minutes", type=float, default=10.0, metavar="M",
+        help="finished jobs stay readable this long for clients that lost the line (default 10)",
+    )
+    performance.add_performance_arguments(parser)
+
+
+def _say(text: str) -> None:
+    print(f"sdtui serve: {text}", file=sys.stderr, flush=True)
+
+
+def _token(args: argparse.Namespace) -> str | None:
+    from sdtui.config import config_dir, ensure_private_dir
+    from sdtui.server.auth import is_loopback, load_or_create_token
+
+    if args.token_file:
+        path = Path(args.token_file).expanduser()
+    elif not is_loopback(args.host):
+        path = ensure_private_dir(config_dir()) / "server-token"
+    else:
+        return None
+    token, created = load_or_create_token(path)
+    _say(f"clients need the token {'written to' if created else 'in'} {path}")
+    return token
+
+
+def run(args: argparse.Namespace) -> int:
+    from sdtui.cli.generate import _quiet_libraries
+
+    if not 0 <= args.port <= 65535:
+        raise ValidationError("port", f"must be from 0 to 65535, got {args.port}")
+    for name in ("max_queue", "max_per_client", "max_prompt_chars"):
+        if getattr(args, name) < 1:
+            raise ValidationError(name.replace("_", "-"), "must be at least 1")
+    settings = common.settings_from_args(args)
+    options = performance.performance_from_settings(settings, args)
+    token = _token(args)
+    from sdtui.server.run import listen
+
+    sock = listen(args.host, args.port)  # a port in use fails before the model loads
+    _quiet_libraries()
+    from sdtui.engine import Engine
+    from sdtui.server.common import ServerConfig
+    from sdtui.server.run import serve
+    from sdtui.service import EngineService
+
+    engine = Engine(
+        device=settings.device,
+        dtype=settings.dtype,
+        allow_pickle=settings.allow_pickle,
+        performance=options,
+    )
+    loaded = engine.load(settings.model, on_status=_say)
+    service = EngineService(
+        engine,
+        models=(settings.model,),
+        max_queue=args.max_queue,
+        max_per_owner=args.max_per_client,
+        keep_seconds=args.keep_minutes * 60,
+    )
+    config = ServerConfig(
+        model=settings.model,
+        token=token,
+        max_prompt_chars=args.max_prompt_chars,
+        aliases=(loaded.model_id,),
+    )
+    serve(service, config, sock, on_ready=lambda url: _say(f"listening on {url}"))
+    _say("stopped")
+    return 0
