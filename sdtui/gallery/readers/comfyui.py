@@ -48,6 +48,8 @@ _CONDITIONING_KEYS = ("conditioning", "conditioning_to", "cond", "conditioning_1
 _AREA_TYPES = ("ConditioningSetArea", "ConditioningSetMask", "ConditioningSetAreaPercentage")
 _ZERO_TYPES = ("ConditioningZeroOut",)
 _MAX_DEPTH = 120
+# Hires and refiner graphs have two to four passes; more is a tangle, not a chain.
+_MAX_PASSES = 8
 # Visits allowed per node of the graph (each resolver kind visits a node once).
 VISITS_PER_NODE = 40
 
@@ -96,6 +98,8 @@ class ComfyGraph:
         return self.nodes[node_id]["class_type"]
 
     def _spend(self) -> bool:
+        if self.exhausted:
+            return False
         self.visits += 1
         if self.visits > self.budget:
             self.exhausted = True
@@ -276,7 +280,7 @@ class ComfyGraph:
         """The samplers of the final image's chain, first pass first."""
         passes = [final]
         seen = {final}
-        while True:
+        while len(passes) < _MAX_PASSES:
             earlier = self.upstream(
                 self.latent_input(passes[-1]),
                 self.is_sampler,
@@ -286,6 +290,7 @@ class ComfyGraph:
                 return passes[::-1]
             seen.add(earlier)
             passes.append(earlier)
+        return passes[::-1]
 
 
 def _sampler_settings(g: ComfyGraph, node_id: str) -> dict[str, Any]:
@@ -356,7 +361,11 @@ def _flux_guidance(g: ComfyGraph, positive: Any) -> float | None:
 
 def read_graph(graph: dict[str, Any], budget: int | None = None) -> ImageMetadata | None:
     """The settings of an API-format graph; None when it has no nodes at all."""
-    g = ComfyGraph(graph, budget)
+    return read_parsed(ComfyGraph(graph, budget))
+
+
+def read_parsed(g: ComfyGraph) -> ImageMetadata | None:
+    """The settings of a graph (its `visits` then say how much walking it took)."""
     if not g.nodes:
         return None
     final = g.final_sampler()
