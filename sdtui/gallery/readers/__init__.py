@@ -104,9 +104,16 @@ def _pick(texts: dict[str, str]) -> ImageMetadata | None:
     return None
 
 
-def _clean_text(value: str) -> str:
-    """Other tools' line endings (CRLF, a stray CR) as plain newlines, ends trimmed."""
-    return value.replace("\r\n", "\n").replace("\r", "\n").strip()
+# Characters that end a line for some views (Python's str.split, terminals) but not
+# for others: a stray CR, vertical tab, form feed, file/group/record separators, NEL
+# and the Unicode line and paragraph separators all become one newline, so every
+# view shows them alike (a line break, or a space on one-line views).
+_LINE_BREAKS = str.maketrans({ch: "\n" for ch in "\r\x0b\x0c\x1c\x1d\x1e\x1f\x85\u2028\u2029"})
+
+
+def clean_text(value: str) -> str:
+    """Other tools' line endings (CRLF, a stray CR...) as plain newlines, ends trimmed."""
+    return value.replace("\r\n", "\n").translate(_LINE_BREAKS).strip()
 
 
 def metadata_from_texts(texts: dict[str, str]) -> ImageMetadata:
@@ -117,7 +124,7 @@ def metadata_from_texts(texts: dict[str, str]) -> ImageMetadata:
     if meta.source == "sdtui":
         return meta
     return meta.with_changes(
-        prompt=_clean_text(meta.prompt), negative_prompt=_clean_text(meta.negative_prompt)
+        prompt=clean_text(meta.prompt), negative_prompt=clean_text(meta.negative_prompt)
     )
 
 
