@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -67,20 +68,20 @@ def fan_out_graph(levels: int, width: int) -> dict:
     return graph
 
 
+_LOOP_KEYS = ("conditioning_1", "conditioning_2", "conditioning", "conditioning_to", "text")
+_LOOP_TARGETS = (["6", 0], ["7", 0], ["8", 0], ["6", 0], ["7", 0])
+
+
 def cyclic_graph() -> dict:
     """The shape of the 801-byte file that took 16 s: prompts that loop back on themselves."""
     return {
         "3": _sampler(["6", 0], ["7", 0], ["5", 0]),
         "5": {"class_type": "EmptyLatentImage", "inputs": {"width": 512, "height": 768}},
-        "6": {
-            "class_type": "ConditioningCombine",
-            "inputs": {"conditioning_1": ["7", 0], "conditioning_2": ["8", 0]},
+        # Three nodes whose every input points back into the three: loops and fan-out.
+        **{
+            node: {"class_type": kind, "inputs": dict(zip(_LOOP_KEYS, _LOOP_TARGETS, strict=True))}
+            for node, kind in (("6", "ConditioningCombine"), ("7", "Reroute"), ("8", "Note"))
         },
-        "7": {
-            "class_type": "ConditioningCombine",
-            "inputs": {"conditioning_1": ["6", 0], "conditioning_2": ["8", 0]},
-        },
-        "8": {"class_type": "Reroute", "inputs": {"input": ["6", 0], "text": ["7", 0]}},
         "9": {"class_type": "SaveImage", "inputs": {"images": ["10", 0]}},
         "10": {"class_type": "VAEDecode", "inputs": {"samples": ["3", 0], "vae": ["10", 0]}},
     }
@@ -187,3 +188,20 @@ def test_fan_out_of_any_depth_and_width_stays_linear(levels: int, width: int) ->
     g, meta = _walk(graph)
     assert meta is not None and meta.prompt == "leaf prompt"
     assert g.visits <= 30 * len(graph) + 20
+
+
+def test_gallery_commands_finish_on_hostile_graphs(
+    gallery_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    from sdtui.cli import main
+
+    gallery_dir.mkdir(parents=True, exist_ok=True)
+    write_png(gallery_dir / "fan.png", {"prompt": json.dumps(fan_out_graph(12, 6))})
+    write_png(gallery_dir / "cycle.png", {"prompt": json.dumps(cyclic_graph())})
+    outside = write_png(tmp_path / "fan-again.png", {"prompt": json.dumps(fan_out_graph(14, 5))})
+    assert main(["gallery", "list", "--json"]) == 0  # indexes the two files first
+    listed = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line]
+    assert sorted(e["prompt"] for e in listed) == ["", "leaf prompt"]
+    assert main(["gallery", "rebuild"]) == 0
+    assert main(["gallery", "import", str(outside)]) == 0
+    assert main(["info", str(gallery_dir / "cycle.png")]) == 0
