@@ -129,3 +129,40 @@ def test_info_into_a_closed_pipe_exits_quietly(tmp_path: Path) -> None:
         ["bash", "-c", f"set -o pipefail; {shell}"], capture_output=True, text=True, timeout=120
     )
     assert done.stderr == "" and done.returncode == 0
+
+
+def test_remix_of_an_imported_image_with_a_64_bit_seed(gallery_dir: Path) -> None:
+    # sd-parsers test_fooocus.py: seed 6952411511246973023, beyond sdtui's 32-bit seeds.
+    gallery = Gallery(gallery_dir)
+    gallery.import_paths([CORPUS / "sdparsers-fooocus1_cropped.png"])
+    (entry,) = gallery.list()
+    assert entry.seed == 6952411511246973023 and entry.request is not None
+    assert entry.remix_seed is None
+    request = entry.request.replace(seed=entry.remix_seed, count=1)  # what remix does
+    assert (request.prompt, request.steps, request.cfg) == ("a smiling goldfish", 30, 4.0)
+    assert dict(request.extras)["Original seed"] == "6952411511246973023"
+    (own,) = Gallery(gallery_dir).list(search="goldfish")
+    assert own.seed == entry.seed
+
+
+async def test_app_remixes_an_imported_fooocus_image(
+    demo_model_dir: Path, gallery_dir: Path
+) -> None:
+    from sdtui.config import load_settings
+    from sdtui.tui.app import SdtuiApp
+    from sdtui.tui.gallery_screen import GalleryScreen
+    from tests.helpers import wait_until
+
+    with Gallery(gallery_dir) as gallery:
+        gallery.import_paths([CORPUS / "sdparsers-fooocus1_cropped.png"])
+    app = SdtuiApp(load_settings({"model": "demo"}))
+    async with app.run_test(size=(140, 40)) as pilot:
+        await pilot.press("ctrl+o")
+        await wait_until(pilot, lambda: isinstance(app.screen, GalleryScreen))
+        await wait_until(pilot, lambda: app.screen.pages is not None)
+        await pilot.pause()
+        await pilot.press("r")
+        await wait_until(pilot, lambda: app.screen is app.studio)
+        await pilot.pause()
+        assert app.prompt_editor.text == "a smiling goldfish"
+        assert app.params.value("steps") == "30" and app.params.value("cfg") == "4"
