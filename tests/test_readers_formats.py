@@ -304,3 +304,61 @@ def test_plain_image_without_metadata_reads_as_none(tmp_path: Path) -> None:
     path = tmp_path / "plain.png"
     Image.new("RGBA", (32, 32), (1, 2, 3, 255)).save(path)
     assert read_metadata(path).source == "none"
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=5)
+    ),
+    max_leaves=20,
+)
+_CHUNKS = (
+    "parameters", "prompt", "workflow", "invokeai_metadata", "sd-metadata", "Dream", "Comment",
+    "Description", "Software", "parameters-json", "sdtui",
+)  # fmt: skip
+
+
+@given(
+    st.dictionaries(
+        st.sampled_from(_CHUNKS),
+        st.one_of(st.text(max_size=60), _JSON.map(json.dumps)),
+        max_size=4,
+    )
+)
+def test_any_chunks_give_settings_or_nothing_never_an_error(texts: dict[str, str]) -> None:
+    meta = metadata_from_texts(texts)
+    assert meta.seed is None or isinstance(meta.seed, int)
+    assert isinstance(meta.prompt, str) and "\r" not in meta.prompt
+    for value in meta.extras.values():
+        assert isinstance(value, str)
+
+
+_FIELDS = st.sampled_from(
+    ("prompt", "seed", "steps", "cfgscale", "width", "model", "Prompt", "software", "image",
+     "positive_prompt", "uc", "PositivePrompt", "Seed", "nodes", "links", "inputs", "type")
+)  # fmt: skip
+_OBJECT = st.dictionaries(_FIELDS, _JSON, max_size=6)
+
+
+@given(
+    st.one_of(
+        _OBJECT.map(lambda d: {"parameters": json.dumps({"sui_image_params": d})}),
+        _OBJECT.map(lambda d: {"parameters": json.dumps({**d, "software": "RuinedFooocus"})}),
+        _OBJECT.map(lambda d: {"parameters": json.dumps({**d, "metadata_scheme": "fooocus"})}),
+        _OBJECT.map(lambda d: {"parameters-json": json.dumps({**d, "PositivePrompt": "x"})}),
+        _OBJECT.map(lambda d: {"sd-metadata": json.dumps({"image": d})}),
+        _OBJECT.map(lambda d: {"Comment": json.dumps(d), "Software": "NovelAI"}),
+        st.fixed_dictionaries({"nodes": st.lists(_OBJECT, max_size=4), "links": _JSON}).map(
+            lambda w: {"workflow": json.dumps(w)}
+        ),
+    )
+)
+def test_each_readers_shape_with_any_values_gives_clean_settings(texts: dict[str, str]) -> None:
+    meta = metadata_from_texts(texts)
+    numbers = (meta.seed, meta.steps, meta.width, meta.height)
+    assert all(v is None or (type(v) is int) for v in numbers)
+    assert meta.cfg_scale is None or isinstance(meta.cfg_scale, float)
+    assert all(isinstance(v, str) for v in meta.extras.values())
+    assert meta.model is None or isinstance(meta.model, str)
+    json.dumps(meta.to_json_dict())

@@ -475,19 +475,26 @@ _WIDGETS: dict[str, tuple[str | None, ...]] = {
 }
 
 
+def _is_id(value: Any) -> bool:
+    return isinstance(value, (int, str)) and not isinstance(value, bool)
+
+
 def workflow_to_graph(workflow: dict[str, Any]) -> dict[str, Any] | None:
     """The API-format graph of a UI workflow, for the nodes whose widgets we know."""
     nodes = workflow.get("nodes")
     if not isinstance(nodes, list):
         return None
-    sources: dict[Any, list[Any]] = {}
-    for link in workflow.get("links") or []:
+    sources: dict[int | str, list[Any]] = {}
+    links = workflow.get("links")
+    for link in links if isinstance(links, list) else []:
         if isinstance(link, list) and len(link) >= 3:
-            sources[link[0]] = [str(link[1]), link[2] if isinstance(link[2], int) else 0]
+            link_id, origin, slot = link[0], link[1], link[2]
         elif isinstance(link, dict):
-            slot = link.get("origin_slot")
-            origin = [str(link.get("origin_id")), slot if isinstance(slot, int) else 0]
-            sources[link.get("id")] = origin
+            link_id, origin, slot = link.get("id"), link.get("origin_id"), link.get("origin_slot")
+        else:
+            continue
+        if _is_id(link_id) and _is_id(origin):
+            sources[link_id] = [str(origin), slot if isinstance(slot, int) else 0]
     graph: dict[str, Any] = {}
     for node in nodes:
         if not isinstance(node, dict) or node.get("mode") in (2, 4):  # muted or bypassed
@@ -502,11 +509,12 @@ def workflow_to_graph(workflow: dict[str, Any]) -> dict[str, Any] | None:
             for name, value in zip(names or (), widgets, strict=False):
                 if name is not None:
                     inputs[name] = value
-        for slot in node.get("inputs") or []:
+        slots = node.get("inputs")
+        for slot in slots if isinstance(slots, list) else []:
             if isinstance(slot, dict) and isinstance(slot.get("name"), str):
-                linked = sources.get(slot.get("link"))
-                if linked is not None and slot.get("link") is not None:
-                    inputs[slot["name"]] = linked
+                link = slot.get("link")
+                if _is_id(link) and link in sources:
+                    inputs[slot["name"]] = sources[link]
         graph[str(node.get("id"))] = {"class_type": kind, "inputs": inputs}
     return graph
 
