@@ -88,24 +88,31 @@ def test_exact_int_refuses_what_is_not_an_exact_integer() -> None:
 # -- Fooocus in JPEG and WebP -------------------------------------------------------
 
 
-def _fooocus_exif_image(path: Path, fmt: str, metadata: str, scheme: str) -> Path:
+def _fooocus_exif_image(
+    path: Path, fmt: str, metadata: str, scheme: str, encode: bool = False
+) -> Path:
     # Fooocus modules/meta_parser.py get_exif(): UserComment, Software and MakerNote
-    # in the main EXIF block (not the EXIF sub-block A1111 uses).
+    # in the main EXIF block (not the EXIF sub-block A1111 uses); some forks store
+    # `metadata.encode("utf-8")` there instead of the text.
     exif = Image.Exif()
-    exif[0x9286] = metadata
+    exif[0x9286] = metadata.encode() if encode else metadata
     exif[0x0131] = "Fooocus v2.4.3"
     exif[0x927C] = scheme
     Image.new("RGB", (64, 96), "gray").save(path, fmt, exif=exif.tobytes())
     return path
 
 
-@pytest.mark.parametrize("fmt,suffix", [("JPEG", ".jpg"), ("WEBP", ".webp")])
-def test_fooocus_json_scheme_in_main_exif(tmp_path: Path, fmt: str, suffix: str) -> None:
+@pytest.mark.parametrize(
+    "fmt,suffix,encode", [("JPEG", ".jpg", False), ("WEBP", ".webp", False), ("JPEG", ".jpg", True)]
+)
+def test_fooocus_json_scheme_in_main_exif(
+    tmp_path: Path, fmt: str, suffix: str, encode: bool
+) -> None:
     texts = read_metadata(CORPUS / "sdparsers-fooocus1_cropped.png")  # its real JSON
     from sdtui.gallery.readers.container import read_text_chunks
 
     raw, _, _ = read_text_chunks(CORPUS / "sdparsers-fooocus1_cropped.png")
-    path = _fooocus_exif_image(tmp_path / f"f{suffix}", fmt, raw["parameters"], "fooocus")
+    path = _fooocus_exif_image(tmp_path / f"f{suffix}", fmt, raw["parameters"], "fooocus", encode)
     meta = read_metadata(path)
     # sd-parsers tests/test_fooocus.py
     assert meta.source == "fooocus" and meta.prompt == "a smiling goldfish"

@@ -94,9 +94,7 @@ def _pick(texts: dict[str, str]) -> ImageMetadata | None:
         if meta is not None:
             return meta
     if "prompt" in texts or "workflow" in texts:
-        graph = json_object(texts.get("prompt", "")) if "prompt" in texts else None
-        workflow = json_object(texts.get("workflow", "")) if "workflow" in texts else None
-        meta = comfyui.read(graph, workflow)
+        meta = comfyui.read(texts.get("prompt", ""), texts.get("workflow", ""))
         if meta is not None:
             return meta
     if parameters.strip():

@@ -21,7 +21,14 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from sdtui.gallery.readers.base import ImageMetadata, exact_int, finite_float, size_pair, text
+from sdtui.gallery.readers.base import (
+    ImageMetadata,
+    exact_int,
+    finite_float,
+    json_object,
+    size_pair,
+    text,
+)
 from sdtui.gallery.readers.samplers import comfy_sampler
 
 Node = dict[str, Any]
@@ -519,12 +526,14 @@ def workflow_to_graph(workflow: dict[str, Any]) -> dict[str, Any] | None:
     return graph
 
 
-def read(prompt: dict[str, Any] | None, workflow: dict[str, Any] | None) -> ImageMetadata | None:
-    """ComfyUI settings from the `prompt` graph, else from the `workflow`."""
+def read(prompt_text: str, workflow_text: str) -> ImageMetadata | None:
+    """ComfyUI settings from the `prompt` graph, else from the `workflow` (parsed only then)."""
+    prompt = json_object(prompt_text) if prompt_text else None
     if prompt:
         meta = read_graph(prompt)
         if meta is not None:
             return meta
+    workflow = json_object(workflow_text) if workflow_text else None
     if workflow:
         graph = workflow_to_graph(workflow)
         if graph:
