@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -48,9 +50,6 @@ def _lines(data: dict[str, Any]) -> list[str]:
 
 def _print(text: str) -> None:
     """Print, and end quietly when the reader has gone (`sdtui info x.png | head`)."""
-    import os
-    import sys
-
     try:
         print(text)
         sys.stdout.flush()
