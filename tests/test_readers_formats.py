@@ -369,3 +369,19 @@ def test_each_readers_shape_with_any_values_gives_clean_settings(texts: dict[str
     assert all(isinstance(v, str) for v in meta.extras.values())
     assert meta.model is None or isinstance(meta.model, str)
     json.dumps(meta.to_json_dict())
+
+
+def test_utf8_written_into_latin1_text_is_repaired_but_ours_is_exact(tmp_path: Path) -> None:
+    from sdtui.gallery.readers.container import read_text_chunks
+
+    # Stability Matrix writes UTF-8 bytes into its tEXt `parameters` (sd-metadata's
+    # stability-matrix test reads "#テスト" from the JSON copy of the same prompt).
+    raw, _, _ = read_text_chunks(CORPUS / "stability-matrix.png")
+    assert "#テスト" in raw["parameters"]
+    # Our own iTXt record is exact, even where its text looks like such damage.
+    record = {"request": {"prompt": "Ã© café", "seed": 3}, "seed": 3}
+    info = PngInfo()
+    info.add_itxt("sdtui", json.dumps(record, ensure_ascii=False))
+    path = tmp_path / "ours.png"
+    Image.new("RGB", (64, 64)).save(path, pnginfo=info)
+    assert read_metadata(path).prompt == "Ã© café"

@@ -15,7 +15,12 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from sdtui.gallery.readers.base import PARAMETERS_CHUNK, ImageReadError, json_object
+from sdtui.gallery.readers.base import (
+    PARAMETERS_CHUNK,
+    SDTUI_CHUNK,
+    ImageReadError,
+    json_object,
+)
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +152,8 @@ def read_text_chunks(path: Path) -> tuple[dict[str, str], tuple[int, int], str]:
         if len(value) > MAX_TEXT_CHARS:
             log.warning("%s: ignoring the %r text chunk (%d characters)", path, key, len(value))
             continue
-        texts.setdefault(key, repair_mojibake(value))
+        # Our own chunk is written as UTF-8 iTXt: exact, never "repaired".
+        texts.setdefault(key, value if key == SDTUI_CHUNK else repair_mojibake(value))
     return texts, size, fmt
 
 
