@@ -279,8 +279,10 @@ def test_comfyui_text_through_a_primitive_node_and_64_bit_seed(tmp_path: Path) -
     meta = read_metadata(write_png(tmp_path / "c.png", {"prompt": json.dumps(graph)}))
     assert meta.prompt == "a lighthouse at dusk"
     assert meta.seed == 156680208700286
-    with pytest.raises(ValidationError, match="seed"):
-        meta.request()
+    # Beyond the seeds sdtui can use: remix keeps every other value and the seed as text.
+    request = meta.request()
+    assert request.seed is None and request.prompt == "a lighthouse at dusk"
+    assert dict(request.extras)["Original seed"] == "156680208700286"
 
 
 def test_comfyui_workflow_only(tmp_path: Path) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +44,18 @@ def _lines(data: dict[str, Any]) -> list[str]:
     for key, value in (data.get("extras") or {}).items():
         lines.append(printable(f"{key}: {value}").replace("\n", " "))
     lines.append(f"Written by: {data.get('source', 'none')}")
+    lines += [f"Note: {printable(note)}" for note in data.get("notes") or ()]
     return lines
+
+
+def _print(text: str) -> None:
+    """Print, and end quietly when the reader has gone (`sdtui info x.png | head`)."""
+    try:
+        print(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # Point stdout at /dev/null so the interpreter's final flush cannot fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def run(args: argparse.Namespace) -> int:
@@ -55,10 +68,10 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         # Extras sit beside the standard keys too, so `jq .Lora_hashes`-style lookups work.
         flat = {**{k: v for k, v in data["extras"].items() if k not in data}, **data}
-        print(json_for_terminal(json.dumps(flat, ensure_ascii=False)))
+        _print(json_for_terminal(json.dumps(flat, ensure_ascii=False)))
     else:
         if data.get("source") == "none":
-            print(f"{path}: no generation settings stored in this image")
+            _print(f"{printable(str(path))}: no generation settings stored in this image")
             return 0
-        print("\n".join(_lines(data)))
+        _print("\n".join(_lines(data)))
     return 0

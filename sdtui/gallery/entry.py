@@ -12,7 +12,7 @@ from typing import Any
 from sdtui.errors import ValidationError
 from sdtui.gallery.index import IndexRow
 from sdtui.gallery.metadata import ImageMetadata
-from sdtui.params import GenerationRequest
+from sdtui.params import MAX_SEED, GenerationRequest
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,18 @@ class GalleryEntry:
     cfg: float | None = None
     file_size: int = 0
     extras: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def remix_seed(self) -> int | None:
+        """The seed that makes this very image again, when sdtui can use it.
+
+        Other tools' seeds can be beyond sdtui's range (ComfyUI, Fooocus); those
+        stay in `seed` and in the request's `Original seed` extra, and remix draws
+        a new one (None here).
+        """
+        if self.seed is not None and 0 <= self.seed <= MAX_SEED:
+            return self.seed
+        return self.request.seed if self.request is not None else None
 
     def to_json_dict(self) -> dict[str, Any]:
         return {

@@ -15,7 +15,6 @@ import hashlib
 import json
 import logging
 import os
-import re
 import secrets
 import shutil
 import sqlite3
@@ -35,7 +34,13 @@ from sdtui.gallery.files import (
     slugify,
     write_new_file,
 )
-from sdtui.gallery.index import SELECT_COLUMNS, GalleryIndex, IndexDamagedError, _is_damage
+from sdtui.gallery.index import (
+    SELECT_COLUMNS,
+    GalleryIndex,
+    IndexDamagedError,
+    _is_damage,
+    fts_query,
+)
 from sdtui.gallery.metadata import (
     ImageReadError,
     metadata_from_texts,
@@ -574,13 +579,10 @@ def _remove_if_stale(path: Path) -> None:
 
 # -- filters ------------------------------------------------------------------------
 
-_WORD = re.compile(r"\w+", re.UNICODE)
-
 
 def _fts_query(search: str) -> str:
     """A safe FTS5 query: every word of the search, each as a prefix, all required."""
-    words = _WORD.findall(search or "")
-    return " ".join(f'"{w}"*' for w in words)
+    return fts_query(search)
 
 
 def _timestamp(name: str, value: datetime | date | float) -> float:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import re
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator
@@ -18,7 +19,8 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+# 2: the search index holds CJK text one character per token (see `fts_text`).
+SCHEMA_VERSION = 2
 BUSY_TIMEOUT_MS = 15_000
 
 _SCHEMA = """
@@ -52,17 +54,17 @@ CREATE VIRTUAL TABLE IF NOT EXISTS images_fts USING fts5 (
 );
 CREATE TRIGGER IF NOT EXISTS images_ai AFTER INSERT ON images BEGIN
     INSERT INTO images_fts (rowid, prompt, negative_prompt)
-    VALUES (new.id, new.prompt, new.negative_prompt);
+    VALUES (new.id, sdtui_fts(new.prompt), sdtui_fts(new.negative_prompt));
 END;
 CREATE TRIGGER IF NOT EXISTS images_ad AFTER DELETE ON images BEGIN
     INSERT INTO images_fts (images_fts, rowid, prompt, negative_prompt)
-    VALUES ('delete', old.id, old.prompt, old.negative_prompt);
+    VALUES ('delete', old.id, sdtui_fts(old.prompt), sdtui_fts(old.negative_prompt));
 END;
 CREATE TRIGGER IF NOT EXISTS images_au AFTER UPDATE OF prompt, negative_prompt ON images BEGIN
     INSERT INTO images_fts (images_fts, rowid, prompt, negative_prompt)
-    VALUES ('delete', old.id, old.prompt, old.negative_prompt);
+    VALUES ('delete', old.id, sdtui_fts(old.prompt), sdtui_fts(old.negative_prompt));
     INSERT INTO images_fts (rowid, prompt, negative_prompt)
-    VALUES (new.id, new.prompt, new.negative_prompt);
+    VALUES (new.id, sdtui_fts(new.prompt), sdtui_fts(new.negative_prompt));
 END;
 -- Files that could not be read, so an unchanged bad file is not re-read at every start.
 CREATE TABLE IF NOT EXISTS skipped (
@@ -74,6 +76,34 @@ CREATE TABLE IF NOT EXISTS trash (
     favorite INTEGER NOT NULL, deleted REAL NOT NULL
 );
 """
+
+# Han, kana, Hangul and CJK punctuation-free letters: languages written without
+# spaces. FTS5's unicode61 tokenizer would make a whole run one token, so a word
+# inside it could never be found; one character per token (and a phrase query of
+# characters, see `fts_query`) finds any run of characters instead.
+_CJK = re.compile(
+    "([\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\uff66-\uff9f])"
+)
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+def fts_text(text: str | None) -> str:
+    """Text as the search index holds it: CJK characters spaced apart."""
+    return _CJK.sub(r" \1 ", text or "")
+
+
+def fts_query(search: str) -> str:
+    """A safe FTS5 query: every word of the search required, each as a prefix; a word
+    in a CJK script becomes the phrase of its characters."""
+    terms = []
+    for word in _WORD.findall(search or ""):
+        parts = fts_text(word).split()
+        if len(parts) == 1:
+            terms.append(f'"{word}"*')
+        else:
+            terms.append('"' + " ".join(parts) + '"*')
+    return " ".join(terms)
+
 
 _COLUMNS = (
     "path",
@@ -177,7 +207,11 @@ class GalleryIndex:
             conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
+            conn.create_function("sdtui_fts", 1, fts_text, deterministic=True)
             version = self._schema_version(conn)
+            if version == 1:
+                self._upgrade_search(conn)
+                version = SCHEMA_VERSION
             if version not in (None, SCHEMA_VERSION):
                 raise IndexDamagedError(f"index schema {version}, expected {SCHEMA_VERSION}")
             if version is None:
@@ -212,6 +246,22 @@ class GalleryIndex:
                 "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema', ?)",
                 (str(SCHEMA_VERSION),),
             )
+
+    @staticmethod
+    def _upgrade_search(conn: sqlite3.Connection) -> None:
+        """Schema 1 -> 2: new triggers, and the search index filled again from the rows."""
+        with _immediate(conn):
+            for name in ("images_ai", "images_ad", "images_au"):
+                conn.execute(f"DROP TRIGGER IF EXISTS {name}")
+            for statement in _split_script(_SCHEMA):
+                if statement.lstrip().startswith("CREATE TRIGGER"):
+                    conn.execute(statement)
+            conn.execute("INSERT INTO images_fts (images_fts) VALUES ('delete-all')")
+            conn.execute(
+                "INSERT INTO images_fts (rowid, prompt, negative_prompt) "
+                "SELECT id, sdtui_fts(prompt), sdtui_fts(negative_prompt) FROM images"
+            )
+            conn.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (str(SCHEMA_VERSION),))
 
     def close(self) -> None:
         with self._lock:

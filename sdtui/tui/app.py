@@ -565,7 +565,7 @@ class SdtuiApp(PromptCraftMixin, App[None]):
         if entry is None or entry.request is None:
             self.show_error("Pick a history entry with settings first (f2 moves to the history).")
             return
-        self.remix_request(entry.request.replace(seed=entry.seed, count=1))
+        self.remix_request(entry.request.replace(seed=entry.remix_seed, count=1))
 
     def action_variations(self) -> None:
         entry = self.history.selected_entry

@@ -370,8 +370,8 @@ class GalleryScreen(Screen[None]):
             self._error("Remix needs the prompt editor; open the gallery from the app.")
             return
         request = entry.request.replace(count=1)
-        if entry.seed is not None:
-            request = request.replace(seed=entry.seed)
+        if entry.remix_seed is not None:
+            request = request.replace(seed=entry.remix_seed)
         while self.app.screen is not self:
             self.app.pop_screen()
         self.dismiss()
