@@ -22,6 +22,7 @@ from typing import Any
 
 from sdtui.errors import SdtuiError, ValidationError
 from sdtui.params import GenerationRequest
+from sdtui.prompts.loras import LORA_TAG as LORA_TAG_PATTERN
 from sdtui.prompts.loras import find_lora_tags
 
 SAFE_SUFFIXES = (".safetensors",)
@@ -454,10 +455,13 @@ class AddonLibrary:
         try:
             if use.loras:
                 extras[LORA_HASHES] = ", ".join(
-                    f"{tag_name(request.prompt, item)}: {self.hash(item)}" for item, _ in use.loras
+                    f"{_listed(tag_name(request.prompt, item))}: {self.hash(item)}"
+                    for item, _ in use.loras
                 )
             if use.embeddings:
-                extras[TI_HASHES] = ", ".join(f"{e.name}: {self.hash(e)}" for e in use.embeddings)
+                extras[TI_HASHES] = ", ".join(
+                    f"{_listed(e.name)}: {self.hash(e)}" for e in use.embeddings
+                )
         except OSError as exc:
             raise AddonError(f"cannot read {exc.filename}: {exc.strerror}") from None
         if dict(request.extras) == extras:
@@ -475,6 +479,11 @@ class AddonLibrary:
             except OSError:
                 continue
         return None
+
+
+def _listed(name: str) -> str:
+    """A name as A1111 writes it in a hash list: without the list's own separators."""
+    return name.replace(":", "").replace(",", "")
 
 
 def tag_name(prompt: str, item: AddonFile) -> str:
@@ -507,3 +516,59 @@ def parse_hash_list(text: str) -> dict[str, str]:
         if sep and name.strip():
             out[name.strip()] = value.strip()
     return out
+
+
+def describe_loras(prompt: str, extras: Mapping[str, str]) -> list[dict[str, Any]]:
+    """The LoRAs an image's prompt names, with the weight and the hash its metadata
+    recorded (any tool's A1111-style text); malformed tags are left out."""
+    hashes = parse_hash_list(extras.get(LORA_HASHES, ""))
+    out = []
+    for match in LORA_TAG_PATTERN.finditer(prompt or ""):
+        name, _, weight = match.group(1).partition(":")
+        try:
+            value = float(weight.split(":")[0]) if weight else 1.0
+        except ValueError:
+            continue
+        out.append({"name": name.strip(), "weight": value, "hash": hashes.get(name.strip(), "")})
+    return out
+
+
+def restore_addons(
+    request: GenerationRequest, library: AddonLibrary
+) -> tuple[GenerationRequest, list[str]]:
+    """Before a remix: LoRAs and embeddings the image names, found here by name or else by
+    the hash its metadata recorded (the prompt then names the local file). Returns the
+    request and the names found neither way."""
+    extras = dict(request.extras)
+    prompt, negative = request.prompt, request.negative_prompt
+    missing: list[str] = []
+    lora_hashes = parse_hash_list(extras.get(LORA_HASHES, ""))
+    try:
+        tags = find_lora_tags(prompt)
+    except ValidationError:
+        tags = []
+    files = library.files("lora")
+    for tag in reversed(tags):  # from the end, so earlier positions stay valid
+        try:
+            find_file(files, tag.name, "lora", library.folders.loras)
+            continue
+        except ValidationError:
+            pass
+        found = library.find_by_hash("lora", lora_hashes.get(tag.name, ""))
+        if found is None:
+            missing.append(f"LoRA {tag.name}")
+            continue
+        prompt = prompt[: tag.start] + f"<lora:{found.name}:{tag.weight:g}>" + prompt[tag.end :]
+    known = {f.name for f in library.files("embedding")}
+    for name, wanted in parse_hash_list(extras.get(TI_HASHES, "")).items():
+        if name in known:
+            continue
+        found = library.find_by_hash("embedding", wanted)
+        if found is None:
+            missing.append(f"embedding {name}")
+            continue
+        pattern = embedding_pattern(name)
+        prompt, negative = pattern.sub(found.name, prompt), pattern.sub(found.name, negative)
+    if (prompt, negative) != (request.prompt, request.negative_prompt):
+        request = request.replace(prompt=prompt, negative_prompt=negative)
+    return request, sorted(missing)
