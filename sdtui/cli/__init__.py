@@ -28,6 +28,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "bench": ("sdtui.cli.bench", "measure generation speed against plain diffusers"),
     "expand": ("sdtui.cli.expand", "grow a short prompt into detailed versions"),
     "styles": ("sdtui.cli.styles", "list the prompt styles"),
+    "loras": ("sdtui.cli.loras", "list the LoRA files, their model family and trigger words"),
+    "embeddings": ("sdtui.cli.embeddings", "list the textual-inversion embeddings"),
 }
 
 

@@ -1,0 +1,124 @@
+"""LoRAs from the command line: folders by flag/env/config, A1111 metadata, info, listings,
+unknown names, and finding an image's files again for a remix."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import lora_files
+import pytest
+from helpers import gallery_pngs
+from PIL import Image
+
+from sdtui.addons import AddonFolders, AddonLibrary, HashCache, restore_addons
+from sdtui.cli import main
+from sdtui.params import GenerationRequest, request_from_parameters
+
+
+@pytest.fixture(scope="module")
+def made_files(tmp_path_factory: pytest.TempPathFactory, demo_model_dir: Path) -> Path:
+    root = tmp_path_factory.mktemp("made")
+    lora_files.write_kohya_lora(demo_model_dir, root / "inkwash.safetensors")
+    lora_files.write_embedding(root / "badhands.safetensors")
+    return root
+
+
+@pytest.fixture
+def folders(made_files: Path, tmp_path: Path) -> AddonFolders:
+    loras, embeddings = tmp_path / "loras", tmp_path / "embeddings"
+    (loras / "styles").mkdir(parents=True)
+    embeddings.mkdir()
+    shutil.copy(made_files / "inkwash.safetensors", loras / "styles" / "inkwash.safetensors")
+    shutil.copy(made_files / "badhands.safetensors", embeddings / "badhands.safetensors")
+    return AddonFolders(loras, embeddings)
+
+
+def _generate(folders: AddonFolders, prompt: str, *extra: str) -> int:
+    return main(
+        [
+            "generate", prompt, "--model", "demo", "--steps", "2", "--seed", "3",
+            "--lora-dir", str(folders.loras), "--embeddings-dir", str(folders.embeddings), *extra,
+        ]
+    )  # fmt: skip
+
+
+def test_generate_records_lora_and_ti_hashes_as_a1111(
+    folders: AddonFolders, gallery_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    prompt = "a cat <lora:inkwash:0.8>, badhands"
+    assert _generate(folders, prompt) == 0
+    (png,) = gallery_pngs(gallery_dir)
+    with Image.open(png) as image:
+        parameters = image.text["parameters"]
+        record = json.loads(image.text["sdtui"])
+    assert parameters.startswith(prompt + "\n")  # the prompt keeps its tag
+    library = AddonLibrary(folders, HashCache(None))
+    lora = library.files("lora")[0]
+    embedding = library.files("embedding")[0]
+    assert f'Lora hashes: "inkwash: {library.hash(lora)}"' in parameters
+    assert f'TI hashes: "badhands: {library.hash(embedding)}"' in parameters
+    assert json.dumps(record).count("inkwash") >= 2
+    capsys.readouterr()
+    assert main(["info", str(png)]) == 0
+    shown = capsys.readouterr().out
+    assert f"LoRA: inkwash (weight 0.8, hash {library.hash(lora)})" in shown
+    assert main(["info", str(png), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["loras"] == [{"name": "inkwash", "weight": 0.8, "hash": library.hash(lora)}]
+
+
+def test_an_unknown_lora_exits_2_with_the_closest_names_and_saves_nothing(
+    folders: AddonFolders, gallery_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _generate(folders, "a cat <lora:inkwsh:1>") == 2
+    err = capsys.readouterr().err
+    assert "no lora called 'inkwsh'" in err and "closest: inkwash" in err
+    assert gallery_pngs(gallery_dir) == []
+    assert _generate(folders, "a cat <lora:inkwash:9>") == 2
+    assert "from -5 to 5" in capsys.readouterr().err
+
+
+def test_listings_read_the_folders_from_env_and_config(
+    folders: AddonFolders,
+    isolated_dirs: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("SDTUI_LORAS", str(folders.loras))
+    assert main(["loras", "--json"]) == 0
+    (line,) = [json.loads(text) for text in capsys.readouterr().out.splitlines()]
+    assert line["name"] == "inkwash" and line["family"] == "sd1"
+    assert Path(line["path"]) == folders.loras / "styles" / "inkwash.safetensors"
+    assert line["triggers"][:2] == ["1girl", "ink wash"]
+    monkeypatch.delenv("SDTUI_LORAS")
+    config = isolated_dirs / "config" / "config.toml"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text(f'embeddings = "{folders.embeddings}"\n', encoding="utf-8")
+    assert main(["embeddings"]) == 0
+    assert capsys.readouterr().out.startswith("badhands  family unknown  ")
+
+
+def test_remix_finds_renamed_files_by_hash_and_names_the_missing(
+    folders: AddonFolders, gallery_dir: Path
+) -> None:
+    assert (
+        _generate(folders, "a cat <lora:inkwash:0.5> badhands <lora:gone:1>", "--count", "1") == 2
+    )
+    request = GenerationRequest(prompt="a cat <lora:inkwash:0.5>, badhands", model="demo")
+    library = AddonLibrary(folders, HashCache(None))
+    recorded = library.record(request)
+    text = "\n".join(
+        [recorded.prompt, "Steps: 2, Seed: 3, Size: 64x64, "
+         + ", ".join(f'{k}: "{v}"' for k, v in recorded.extras)]
+    )  # fmt: skip
+    # Here the files were renamed since; the hashes still find them.
+    (folders.loras / "styles" / "inkwash.safetensors").rename(folders.loras / "ink-v2.safetensors")
+    (folders.embeddings / "badhands.safetensors").rename(folders.embeddings / "hands2.safetensors")
+    remixed, missing = restore_addons(request_from_parameters(text + "\n"), library)
+    assert remixed.prompt == "a cat <lora:ink-v2:0.5>, hands2"
+    assert missing == []
+    (folders.loras / "ink-v2.safetensors").unlink()
+    _, missing = restore_addons(request_from_parameters(text), library)
+    assert missing == ["LoRA inkwash"]
