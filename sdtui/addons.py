@@ -414,6 +414,7 @@ class AddonLibrary:
         self.folders = folders
         self.cache = cache
         self._scans: dict[str, tuple[float, list[AddonFile]]] = {}
+        self._names: dict[str, tuple[float, frozenset[str]]] = {}
 
     def _folder(self, kind: str) -> Path | None:
         return self.folders.loras if kind == "lora" else self.folders.embeddings
@@ -425,6 +426,22 @@ class AddonLibrary:
         if cached is None or cached[0] != stamp:
             cached = (stamp, scan_folder(folder, kind))
             self._scans[kind] = cached
+        return cached[1]
+
+    def names(self, kind: str) -> frozenset[str]:
+        """The lower-case names a prompt may use (stems and paths under the folder), from
+        the file names alone; listed again when the folder changes."""
+        folder = self._folder(kind)
+        stamp = _folder_stamp(folder)
+        cached = self._names.get(kind)
+        if cached is None or cached[0] != stamp:
+            names: set[str] = set()
+            for path in _files_under(folder):
+                names.add(path.stem.lower())
+                if folder is not None:
+                    names.add(path.relative_to(folder).with_suffix("").as_posix().lower())
+            cached = (stamp, frozenset(names))
+            self._names[kind] = cached
         return cached[1]
 
     def resolve(self, request: GenerationRequest) -> AddonUse:

@@ -190,3 +190,11 @@ def test_recorded_hashes_are_a1111s(addon_dirs: AddonFolders, tmp_path: Path) ->
     assert recorded["TI hashes"] == f"badhands: {ti_hash}"
     with pytest.raises(ValidationError, match="negative prompt"):
         library.record(request.replace(negative_prompt="<lora:alpha:1>"))
+
+
+def test_the_syntax_highlighter_marks_lora_tags() -> None:
+    from sdtui.prompts.syntax import highlight
+
+    prompt = "(a cat:1.2) <lora:alpha:0.5>"
+    spans = [(s.start, s.end) for s in highlight(prompt) if s.kind == "lora"]
+    assert spans == [(12, len(prompt))]

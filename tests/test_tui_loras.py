@@ -123,3 +123,18 @@ async def test_remix_from_history_finds_a_renamed_lora_and_names_a_missing_one(
         await pilot.pause()
         assert app.prompt_editor.text == "a cat <lora:alpha-v2:0.7> <lora:inkwash:0.3>"
         assert any("Not found here: LoRA inkwash" in note for note in notes)
+
+
+async def test_the_editor_flags_unknown_lora_names_as_you_type(app: SdtuiApp) -> None:
+    def kinds() -> set[str]:
+        return {kind for line in app.prompt_editor._highlights.values() for *_, kind in line}
+
+    async with app.run_test(size=SIZE) as pilot:
+        app.prompt_editor.focus()
+        await pilot.press(*"a <lora:alpah:1>")
+        await pilot.pause()
+        assert "prompt.lora-unknown" in kinds()
+        app.prompt_editor.load_text("")
+        await pilot.press(*"a <lora:alpha:1>")
+        await pilot.pause()
+        assert "prompt.lora" in kinds() and "prompt.lora-unknown" not in kinds()

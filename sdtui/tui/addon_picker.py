@@ -20,7 +20,7 @@ from textual.widgets.option_list import Option
 
 from sdtui.addons import AddonFile, AddonFolders, AddonLibrary, family_name, restore_addons
 from sdtui.params import GenerationRequest
-from sdtui.prompts.loras import format_lora_tag
+from sdtui.prompts.loras import LORA_TAG, format_lora_tag
 
 
 def _size(size: int) -> str:
@@ -147,6 +147,15 @@ class AddonPickerMixin:
             app: Any = self
             self._addon_library = AddonLibrary(AddonFolders.from_settings(app.settings))
         return self._addon_library
+
+    def lora_name_known(self, tag: str) -> bool:
+        """Whether a `<lora:name...>` tag names a file of the LoRA folder (the editor flags
+        the others as you type). File names only: no header is read."""
+        match = LORA_TAG.fullmatch(tag)
+        if match is None:
+            return True
+        name = match.group(1).partition(":")[0].strip().lower()
+        return name in self.addon_library.names("lora")
 
     def action_pick_addon(self) -> None:
         app: Any = self
