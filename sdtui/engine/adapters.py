@@ -213,9 +213,11 @@ def _load_embedding(pipe: Any, item: AddonFile, family: str, allow_pickle: bool)
     _check_family(item, family, _file_family(item, tensors))
     sdxl = getattr(pipe, "text_encoder_2", None) is not None
     if sdxl and "clip_g" not in vectors:
+        told = embedding_family_of(vectors)
+        made = f"is made for {family_name(told)}: it has" if told else "has"
         raise AddonError(
-            f"embedding {item.name!r} is made for {family_name(embedding_family_of(vectors))}; "
-            "the loaded model is SDXL"
+            f"embedding {item.name!r} {made} vectors for one text encoder; "
+            "SDXL needs clip_l and clip_g"
         )
     if not sdxl and "text" not in vectors and "clip_l" in vectors:
         raise AddonError(
