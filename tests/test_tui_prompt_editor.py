@@ -46,5 +46,7 @@ async def test_typed_weights_wildcards_and_errors_are_coloured(gallery_dir: Path
         assert second["dog"].dim  # [word] lowers the weight
         # The bracket that is never closed is marked as the error.
         error = PROMPT_STYLES["prompt.error"]
-        assert any(text == "(" and style.bgcolor == error.bgcolor for text, style in second.items())
+        assert any(
+            text == "(" and style.bgcolor == error.bgcolor for text, style in second.items()
+        )
         assert not second["ünder"].bold  # a non-ASCII word before a span keeps its place
