@@ -144,21 +144,47 @@ def _encoding(engine, prompt: str):
 
 
 def test_an_embedding_token_changes_the_encoding(engine) -> None:
+    from sdtui.engine import adapters
     from sdtui.engine.adapters import loaded_adapters
 
     base = _pixels(engine, "a cat")
     plain = _encoding(engine, "a cat badhands")
     with_embedding = _pixels(engine, "a cat badhands")  # loads the embedding
     assert loaded_adapters(engine.pipeline)[1] == ["badhands"]
-    embedded = _encoding(
-        engine, engine.pipeline.maybe_convert_prompt("a cat badhands", engine.pipeline.tokenizer)
-    )
+    request = GenerationRequest(prompt="a cat badhands", model="demo")
+    text, _ = adapters.prepare_pipeline(engine.pipeline, request, engine.addons, "sd1")
+    assert text == "a cat badhands badhands#1"  # one token per vector of the file
+    ids = engine.pipeline.tokenizer(text, add_special_tokens=False).input_ids
+    added = engine.pipeline.tokenizer.get_added_vocab()
+    assert ids[-2:] == [added["badhands"], added["badhands#1"]]
+    embedded = _encoding(engine, text)
     assert not np.allclose(plain.numpy(), embedded.numpy())
     assert np.abs(with_embedding - base).mean() > 0.1
     # In the negative prompt too (a diffusers-format file), and gone when no longer named.
     assert np.abs(_pixels(engine, "a cat", "plainstyle") - base).mean() > 0.1
     assert (_pixels(engine, "a cat") == base).all()
     assert loaded_adapters(engine.pipeline)[1] == []
+
+
+def test_an_embedding_in_a_weighted_prompt_uses_all_its_vectors(engine) -> None:
+    without = _pixels(engine, "(a cat:1.2)")
+    weighted = _pixels(engine, "(a cat:1.2) badhands")
+    assert np.abs(weighted - without).mean() > 0.1
+    # Only the first vector would give other pixels: the second one is used too.
+    vectors = engine.pipeline.text_encoder.get_input_embeddings().weight
+    added = engine.pipeline.tokenizer.get_added_vocab()
+    import torch
+
+    with torch.no_grad():
+        saved = vectors[added["badhands#1"]].clone()
+        # (not a constant shift: the encoder's layer norm takes that out)
+        vectors[added["badhands#1"]] = torch.randn(
+            saved.shape, generator=torch.Generator().manual_seed(9)
+        )
+        try:
+            assert np.abs(_pixels(engine, "(a cat:1.2) badhands") - weighted).mean() > 0.1
+        finally:
+            vectors[added["badhands#1"]] = saved
 
 
 def test_an_sdxl_embedding_is_refused_on_sd1(engine) -> None:

@@ -24,6 +24,7 @@ from sdtui.addons import (
     AddonLibrary,
     AddonUse,
     embedding_family,
+    embedding_pattern,
     family_name,
     lora_family,
     read_safetensors_header,
@@ -41,6 +42,7 @@ class _Loaded:
 
     loras: dict[str, tuple[str, int, int]] = field(default_factory=dict)
     embeddings: dict[str, tuple[str, int, int]] = field(default_factory=dict)
+    vectors: dict[str, int] = field(default_factory=dict)  # embedding token -> vector count
     fused: bool = False
 
 
@@ -207,7 +209,7 @@ def _encoder_width(encoder: Any) -> int:
     return int(encoder.get_input_embeddings().weight.shape[-1])
 
 
-def _load_embedding(pipe: Any, item: AddonFile, family: str, allow_pickle: bool) -> None:
+def _load_embedding(pipe: Any, item: AddonFile, family: str, allow_pickle: bool) -> int:
     tensors = _load_tensors(item, allow_pickle)
     vectors = _vectors(item, tensors)
     _check_family(item, family, _file_family(item, tensors))
@@ -226,6 +228,7 @@ def _load_embedding(pipe: Any, item: AddonFile, family: str, allow_pickle: bool)
     pairs = [("clip_l" if sdxl else "text", pipe.text_encoder, pipe.tokenizer)]
     if sdxl:
         pairs.append(("clip_g", pipe.text_encoder_2, pipe.tokenizer_2))
+    count = 0
     for key, encoder, tokenizer in pairs:
         tensor = vectors.get(key)
         if tensor is None:
@@ -240,13 +243,35 @@ def _load_embedding(pipe: Any, item: AddonFile, family: str, allow_pickle: bool)
             )
         try:
             pipe.load_textual_inversion(
-                tensor, token=item.name, text_encoder=encoder, tokenizer=tokenizer
+                tensor,
+                token=vector_tokens(item.name, tensor.shape[0]),
+                text_encoder=encoder,
+                tokenizer=tokenizer,
             )
         except ValueError as exc:
             raise AddonError(
                 f"embedding {item.name!r} cannot be added: {_first_line(exc)}",
                 "rename the file to a word the tokenizer does not know",
             ) from None
+        count = int(tensor.shape[0])
+    return count
+
+
+def vector_tokens(name: str, count: int) -> list[str]:
+    """One token per vector: `name`, `name#1`, ... The prompt text is expanded to all of
+    them before encoding (`expand_embeddings`), so the weighted-prompt path (compel) and
+    diffusers' own path both see every vector; diffusers' `name_1` naming would be
+    expanded by the pipeline alone."""
+    return [name] + [f"{name}#{i}" for i in range(1, count)]
+
+
+def expand_embeddings(text: str, counts: dict[str, int]) -> str:
+    """`text` with each multi-vector embedding's name followed by its other tokens."""
+    for name, count in counts.items():
+        if count > 1 and text:
+            tokens = " ".join(vector_tokens(name, count))
+            text = embedding_pattern(name).sub(lambda _m, t=tokens: t, text)
+    return text
 
 
 def embedding_family_of(vectors: dict[str, Any]) -> str:
@@ -261,7 +286,7 @@ def _unload_embedding(pipe: Any, token: str) -> None:
     if getattr(pipe, "text_encoder_2", None) is not None:
         pairs.append((pipe.tokenizer_2, pipe.text_encoder_2))
     for tokenizer, encoder in pairs:
-        tokens = [t for t in tokenizer.get_added_vocab() if t == token or t.startswith(token + "_")]
+        tokens = [t for t in tokenizer.get_added_vocab() if t == token or t.startswith(token + "#")]
         if tokens:
             pipe.unload_textual_inversion(tokens, tokenizer=tokenizer, text_encoder=encoder)
 
@@ -277,14 +302,16 @@ def apply_embeddings(
         if token not in wanted or wanted[token][1] != stamp:
             _unload_embedding(pipe, token)
             del state.embeddings[token]
+            state.vectors.pop(token, None)
     for token, (item, stamp) in wanted.items():
         if token not in state.embeddings:
             try:
-                _load_embedding(pipe, item, family, allow_pickle)
+                count = _load_embedding(pipe, item, family, allow_pickle)
             except BaseException:
                 _unload_embedding(pipe, token)  # one encoder may have taken it already
                 raise
             state.embeddings[token] = stamp
+            state.vectors[token] = count
 
 
 # -- one request ---------------------------------------------------------------
@@ -298,7 +325,8 @@ def prepare_pipeline(
     allow_pickle: bool = False,
 ) -> tuple[str, str]:
     """Put the request's LoRAs and embeddings on `pipe`; returns (prompt, negative prompt)
-    as the text encoder should see them: the `<lora:...>` tags taken out."""
+    as the text encoder should see them: the `<lora:...>` tags taken out, each
+    multi-vector embedding's name followed by its other tokens."""
     use = library.resolve(request) if library is not None else AddonUse()
     if library is None and "<" in request.prompt:
         from sdtui.prompts.loras import find_lora_tags
@@ -309,7 +337,11 @@ def prepare_pipeline(
         apply_loras(pipe, list(use.loras), family, allow_pickle)
     if use.embeddings or _state(pipe).embeddings:
         apply_embeddings(pipe, list(use.embeddings), family, allow_pickle)
-    return strip_lora_tags(request.prompt), strip_lora_tags(request.negative_prompt)
+    counts = _state(pipe).vectors
+    return (
+        expand_embeddings(strip_lora_tags(request.prompt), counts),
+        expand_embeddings(strip_lora_tags(request.negative_prompt), counts),
+    )
 
 
 def loaded_adapters(pipe: Any) -> tuple[list[str], list[str]]:
