@@ -122,3 +122,26 @@ def test_remix_finds_renamed_files_by_hash_and_names_the_missing(
     (folders.loras / "ink-v2.safetensors").unlink()
     _, missing = restore_addons(request_from_parameters(text), library)
     assert missing == ["LoRA inkwash"]
+
+
+def test_info_shows_the_loras_of_an_a1111_image(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from PIL.PngImagePlugin import PngInfo
+
+    text = (
+        "masterpiece, <lora:add_detail:0.6>, a fox <lora:ink wash:-0.4>\n"
+        "Negative prompt: easynegative\n"
+        "Steps: 20, Sampler: DPM++ 2M, Schedule type: Karras, CFG scale: 7, Seed: 1, "
+        'Size: 512x512, Model hash: 6ce0161689, Model: v1-5, Lora hashes: "add_detail: '
+        '7c6bad76eb54, ink wash: 0123456789ab", TI hashes: "easynegative: c74b4e810b03", '
+        "Version: v1.10.1"
+    )
+    info = PngInfo()
+    info.add_text("parameters", text)
+    path = tmp_path / "a1111.png"
+    Image.new("RGB", (8, 8)).save(path, pnginfo=info)
+    assert main(["info", str(path)]) == 0
+    shown = capsys.readouterr().out
+    assert "LoRA: add_detail (weight 0.6, hash 7c6bad76eb54)" in shown
+    assert "LoRA: ink wash (weight -0.4, hash 0123456789ab)" in shown
