@@ -389,8 +389,9 @@ def short_hash(path: Path, kind: str, cache: HashCache | None = None) -> str:
 
 
 def embedding_pattern(name: str) -> re.Pattern[str]:
-    """A word-bounded match of an embedding's name, as A1111 looks it up in a prompt."""
-    return re.compile(rf"(?<![\w\-]){re.escape(name)}(?![\w\-])")
+    """A word-bounded match of an embedding's name in any case (CLIP lowercases the
+    prompt, so A1111 finds `EasyNegative` as `easynegative` too)."""
+    return re.compile(rf"(?<![\w\-]){re.escape(name)}(?![\w\-])", re.IGNORECASE)
 
 
 def embeddings_used(files: list[AddonFile], *texts: str) -> list[AddonFile]:

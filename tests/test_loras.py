@@ -161,7 +161,7 @@ def test_an_embedding_token_changes_the_encoding(engine) -> None:
     assert not np.allclose(plain.numpy(), embedded.numpy())
     assert np.abs(with_embedding - base).mean() > 0.1
     # In the negative prompt too (a diffusers-format file), and gone when no longer named.
-    assert np.abs(_pixels(engine, "a cat", "plainstyle") - base).mean() > 0.1
+    assert np.abs(_pixels(engine, "a cat", "PlainStyle") - base).mean() > 0.1
     assert (_pixels(engine, "a cat") == base).all()
     assert loaded_adapters(engine.pipeline)[1] == []
 
