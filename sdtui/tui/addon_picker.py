@@ -24,7 +24,9 @@ from sdtui.prompts.loras import LORA_TAG, format_lora_tag
 
 
 def _size(size: int) -> str:
-    return f"{size / 1024 / 1024:.1f} MB" if size >= 1024 * 1024 else f"{size / 1024:.0f} KB"
+    if size >= 1024 * 1024:
+        return f"{size / 1024 / 1024:.1f} MB"
+    return f"{size / 1024:.0f} KB" if size >= 1024 else f"{size} B"
 
 
 def insertion(item: AddonFile) -> str:
