@@ -465,10 +465,10 @@ class AddonLibrary:
     def hash(self, item: AddonFile) -> str:
         return short_hash(item.path, item.kind, self.cache or default_hash_cache())
 
-    def record(self, request: GenerationRequest) -> GenerationRequest:
-        """`request` with `Lora hashes` and `TI hashes` in its extras, as A1111 writes them;
-        ValidationError (nothing changed) when a name is unknown."""
-        use = self.resolve(request)
+    def record(self, request: GenerationRequest, use: AddonUse | None = None) -> GenerationRequest:
+        """`request` with `Lora hashes` and `TI hashes` in its extras, as A1111 writes them
+        (`use`: what `resolve` found for it); ValidationError when a name is unknown."""
+        use = use or self.resolve(request)
         extras = {k: v for k, v in request.extras if k not in (LORA_HASHES, TI_HASHES)}
         try:
             if use.loras:

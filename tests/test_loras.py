@@ -152,7 +152,8 @@ def test_an_embedding_token_changes_the_encoding(engine) -> None:
     with_embedding = _pixels(engine, "a cat badhands")  # loads the embedding
     assert loaded_adapters(engine.pipeline)[1] == ["badhands"]
     request = GenerationRequest(prompt="a cat badhands", model="demo")
-    text, _ = adapters.prepare_pipeline(engine.pipeline, request, engine.addons, "sd1")
+    recorded, text, _ = adapters.prepare_pipeline(engine.pipeline, request, engine.addons, "sd1")
+    assert recorded.prompt == "a cat badhands"  # the recorded prompt is as written
     assert text == "a cat badhands badhands#1"  # one token per vector of the file
     ids = engine.pipeline.tokenizer(text, add_special_tokens=False).input_ids
     added = engine.pipeline.tokenizer.get_added_vocab()

@@ -90,6 +90,20 @@ async def test_escape_leaves_the_prompt_and_an_unknown_name_is_not_queued(
         await pilot.press("escape")
         await wait_until(pilot, lambda: not isinstance(app.screen, AddonPickerScreen))
         assert app.prompt_editor.text == "a cat"
+        # From the negative prompt an embedding goes there; a LoRA tag still goes to the prompt.
+        app.negative_editor.focus()
+        await pilot.press("f10")
+        await wait_until(pilot, lambda: isinstance(app.screen, AddonPickerScreen))
+        await pilot.press(*"badhands", "enter")
+        await wait_until(pilot, lambda: not isinstance(app.screen, AddonPickerScreen))
+        assert app.negative_editor.text == "badhands"
+        app.negative_editor.focus()
+        await pilot.press("f10")
+        await wait_until(pilot, lambda: isinstance(app.screen, AddonPickerScreen))
+        await pilot.press(*"alpha", "enter")
+        await wait_until(pilot, lambda: not isinstance(app.screen, AddonPickerScreen))
+        assert app.negative_editor.text == "badhands"
+        assert "<lora:alpha:1>" in app.prompt_editor.text
         app.prompt_editor.load_text("a cat <lora:alpah:1>")
         await pilot.press("ctrl+g")
         await pilot.pause(0.2)

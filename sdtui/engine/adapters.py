@@ -323,11 +323,15 @@ def prepare_pipeline(
     library: AddonLibrary | None,
     family: str,
     allow_pickle: bool = False,
-) -> tuple[str, str]:
-    """Put the request's LoRAs and embeddings on `pipe`; returns (prompt, negative prompt)
-    as the text encoder should see them: the `<lora:...>` tags taken out, each
+) -> tuple[GenerationRequest, str, str]:
+    """Put the request's LoRAs and embeddings on `pipe`. Returns the request with their
+    `Lora hashes`/`TI hashes` in its extras (hashed here, on the engine's thread: a
+    large file takes a moment the first time), and the prompt and negative prompt as
+    the text encoder should see them: the `<lora:...>` tags taken out, each
     multi-vector embedding's name followed by its other tokens."""
     use = library.resolve(request) if library is not None else AddonUse()
+    if library is not None and (use.loras or use.embeddings):
+        request = library.record(request, use)
     if library is None and "<" in request.prompt:
         from sdtui.prompts.loras import find_lora_tags
 
@@ -339,6 +343,7 @@ def prepare_pipeline(
         apply_embeddings(pipe, list(use.embeddings), family, allow_pickle)
     counts = _state(pipe).vectors
     return (
+        request,
         expand_embeddings(strip_lora_tags(request.prompt), counts),
         expand_embeddings(strip_lora_tags(request.negative_prompt), counts),
     )

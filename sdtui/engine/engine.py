@@ -370,8 +370,9 @@ class Engine:
         started = time.perf_counter()
         images: list[GeneratedImage] = []
         blacked_out: list[int] = []
-        # The prompt's LoRAs and embeddings on the pipeline; the encoder sees no <lora:> tags.
-        prompt, negative = adapters.prepare_pipeline(
+        # The prompt's LoRAs and embeddings on the pipeline (their hashes recorded in the
+        # request, as A1111 does); the encoder sees no <lora:> tags.
+        request, prompt, negative = adapters.prepare_pipeline(
             pipe, request, self.addons, loaded.family, self.allow_pickle
         )
         # Every image of the batch has the same prompt: encode a weighted one once.

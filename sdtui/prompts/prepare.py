@@ -91,7 +91,7 @@ def prepare_requests(
     addons: AddonLibrary | None = None,
 ) -> list[GenerationRequest]:
     """Apply styles, resolve wildcards (seeded, or every combination), check weighting;
-    with `addons`, check the LoRA and embedding names and record their hashes.
+    with `addons`, check the LoRA and embedding names and tags.
 
     Raises ValidationError (unknown style, missing wildcard file, malformed
     weights) before anything is queued.
@@ -103,6 +103,6 @@ def prepare_requests(
         requests = resolve_request(styled, wildcard_folder)
     for item in requests:
         check_prompt_syntax(item.prompt, item.negative_prompt)
-    if addons is not None:
-        requests = [addons.record(item) for item in requests]
+    for item in requests if addons is not None else ():
+        addons.resolve(item)  # unknown names refused now; the engine records the hashes
     return requests
