@@ -14,6 +14,7 @@ from PIL import Image
 
 from sdtui.addons import AddonFolders, AddonLibrary, HashCache, restore_addons
 from sdtui.cli import main
+from sdtui.errors import ValidationError
 from sdtui.params import GenerationRequest, request_from_parameters
 
 
@@ -145,3 +146,31 @@ def test_info_shows_the_loras_of_an_a1111_image(
     shown = capsys.readouterr().out
     assert "LoRA: add_detail (weight 0.6, hash 7c6bad76eb54)" in shown
     assert "LoRA: ink wash (weight -0.4, hash 0123456789ab)" in shown
+
+
+def test_folders_default_under_the_data_folder_and_flags_reach_the_app(tmp_path: Path) -> None:
+    import platformdirs
+
+    from sdtui.cli import build_parser
+    from sdtui.cli.common import settings_from_args
+    from sdtui.config import load_settings
+
+    settings = load_settings(env={}, path=tmp_path / "none.toml")
+    data = Path(platformdirs.user_data_dir("sdtui"))
+    assert (settings.loras, settings.embeddings) == (data / "loras", data / "embeddings")
+    args = build_parser().parse_args(["--lora-dir", "~/my loras", "--embeddings-dir", "/e"])
+    settings = settings_from_args(args)
+    assert settings.loras == Path.home() / "my loras"
+    assert settings.embeddings == Path("/e")
+
+
+def test_a_missing_folder_or_none_at_all_is_explained(tmp_path: Path) -> None:
+    from sdtui.addons import AddonError
+    from sdtui.engine.adapters import prepare_pipeline
+
+    request = GenerationRequest(prompt="a cat <lora:ink:1>", model="demo")
+    library = AddonLibrary(AddonFolders(tmp_path / "nowhere", tmp_path / "nowhere"))
+    with pytest.raises(ValidationError, match="does not exist"):
+        library.resolve(request)
+    with pytest.raises(AddonError, match="no LoRA folder is set"):
+        prepare_pipeline(object(), request, None, "sd1")
