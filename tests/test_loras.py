@@ -134,6 +134,28 @@ def test_damaged_and_pickle_files_are_refused(
     assert _pixels(engine, "a cat").shape == (64, 64, 3)  # the engine still works
 
 
+def test_a_lora_whose_layers_do_not_fit_is_refused_and_leaves_nothing_behind(
+    engine, addon_dirs: AddonFolders
+) -> None:
+    from safetensors.torch import load_file, save_file
+
+    tensors = load_file(str(addon_dirs.loras / "alpha.safetensors"))
+    key = next(k for k in tensors if "attn2.to_k.lora_A" in k)
+    tensors[key] = tensors[key].new_zeros(tensors[key].shape[0], 48)  # no family has 48
+    odd = addon_dirs.loras / "odd.safetensors"
+    save_file(tensors, str(odd))
+    try:
+        base = _pixels(engine, "a cat")
+        with pytest.raises(AddonError, match="'odd' does not fit this model"):
+            _pixels(engine, "a cat <lora:odd:1>")
+        assert (_pixels(engine, "a cat") == base).all()
+        assert engine.pipeline.get_list_adapters() == {} or not any(
+            engine.pipeline.get_list_adapters().values()
+        )
+    finally:
+        odd.unlink()
+
+
 def _encoding(engine, prompt: str):
     import torch
 

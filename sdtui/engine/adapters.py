@@ -112,6 +112,8 @@ def _file_family(item: AddonFile, tensors: dict[str, Any]) -> str:
 
 
 def _load_lora(pipe: Any, item: AddonFile, name: str, family: str, allow_pickle: bool) -> None:
+    if not hasattr(pipe, "load_lora_weights"):
+        raise AddonError(f"{type(pipe).__name__} models take no LoRAs")
     tensors = _load_tensors(item, allow_pickle)
     _check_family(item, family, _file_family(item, tensors))
     try:
@@ -210,6 +212,8 @@ def _encoder_width(encoder: Any) -> int:
 
 
 def _load_embedding(pipe: Any, item: AddonFile, family: str, allow_pickle: bool) -> int:
+    if not hasattr(pipe, "load_textual_inversion"):
+        raise AddonError(f"{type(pipe).__name__} models take no textual-inversion embeddings")
     tensors = _load_tensors(item, allow_pickle)
     vectors = _vectors(item, tensors)
     _check_family(item, family, _file_family(item, tensors))
