@@ -149,9 +149,7 @@ def test_a_lora_whose_layers_do_not_fit_is_refused_and_leaves_nothing_behind(
         with pytest.raises(AddonError, match="'odd' does not fit this model"):
             _pixels(engine, "a cat <lora:odd:1>")
         assert (_pixels(engine, "a cat") == base).all()
-        assert engine.pipeline.get_list_adapters() == {} or not any(
-            engine.pipeline.get_list_adapters().values()
-        )
+        assert not any(engine.pipeline.get_list_adapters().values())
     finally:
         odd.unlink()
 
