@@ -42,7 +42,7 @@ def embedding_pattern(name: str) -> re.Pattern[str]:
 def embeddings_used(files: list[AddonFile], *texts: str) -> list[AddonFile]:
     """The embeddings whose names appear (as words) in any of `texts`."""
     joined = "\n".join(t for t in texts if t)
-    return [f for f in files if f.path.stem and embedding_pattern(f.name).search(joined)]
+    return [f for f in files if embedding_pattern(f.name).search(joined)]
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,7 @@ class AddonLibrary:
 
     def __init__(self, folders: AddonFolders, cache: HashCache | None = None) -> None:
         self.folders = folders
-        self.cache = cache
+        self.cache = cache if cache is not None else default_hash_cache()
         self._scans: dict[str, tuple[float, list[AddonFile]]] = {}
         self._names: dict[str, tuple[float, frozenset[str]]] = {}
 
@@ -108,7 +108,7 @@ class AddonLibrary:
         return AddonUse(tuple(loras), tuple(embeddings))
 
     def hash(self, item: AddonFile) -> str:
-        return short_hash(item.path, item.kind, self.cache or default_hash_cache())
+        return short_hash(item.path, item.kind, self.cache)
 
     def record(self, request: GenerationRequest, use: AddonUse | None = None) -> GenerationRequest:
         """`request` with `Lora hashes` and `TI hashes` in its extras, as A1111 writes them
