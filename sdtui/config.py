@@ -50,6 +50,11 @@ def default_gallery_dir() -> Path:
     return Path(platformdirs.user_pictures_dir()) / APP_NAME
 
 
+def default_addon_dir(kind: str) -> Path:
+    """Where LoRAs ("loras") or embeddings ("embeddings") live unless set."""
+    return Path(platformdirs.user_data_dir(APP_NAME)) / kind
+
+
 def ensure_private_dir(path: Path) -> Path:
     """Create `path` (and parents) readable by its owner only: a GPU box is often shared."""
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -71,6 +76,8 @@ class Settings:
     renderer: str = "auto"
     theme: str = "sdtui-dark"
     allow_pickle: bool = False
+    loras: Path = field(default_factory=lambda: default_addon_dir("loras"))
+    embeddings: Path = field(default_factory=lambda: default_addon_dir("embeddings"))
     extra: dict[str, Any] = field(default_factory=dict)  # sections other modules own
 
     def section(self, name: str) -> dict[str, Any]:
@@ -80,9 +87,9 @@ class Settings:
 
 
 def _coerce(name: str, value: Any) -> Any:
-    if name == "gallery":
+    if name in ("gallery", "loras", "embeddings"):
         if not isinstance(value, (str, os.PathLike)) or not str(value).strip():
-            raise ValidationError("gallery", "must be a folder path")
+            raise ValidationError(name, "must be a folder path")
         return Path(os.path.expanduser(str(value)))
     if name == "allow_pickle":
         if isinstance(value, bool):

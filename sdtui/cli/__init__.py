@@ -29,6 +29,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "expand": ("sdtui.cli.expand", "grow a short prompt into detailed versions"),
     "styles": ("sdtui.cli.styles", "list the prompt styles"),
     "serve": ("sdtui.cli.serve", "share one engine and job queue over HTTP"),
+    "loras": ("sdtui.cli.loras", "list the LoRA files, their model family and trigger words"),
+    "embeddings": ("sdtui.cli.embeddings", "list the textual-inversion embeddings"),
 }
 
 

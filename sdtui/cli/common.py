@@ -29,6 +29,20 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_addon_arguments(parser: argparse.ArgumentParser) -> None:
+    """The LoRA and embedding folders (the app and `sdtui generate`)."""
+    parser.add_argument(
+        "--lora-dir",
+        metavar="DIR",
+        help="LoRA folder for <lora:name:weight> tags (default: config loras, SDTUI_LORAS)",
+    )
+    parser.add_argument(
+        "--embeddings-dir",
+        metavar="DIR",
+        help="textual-inversion embeddings folder (default: config embeddings, SDTUI_EMBEDDINGS)",
+    )
+
+
 def add_app_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of the bare `sdtui` command (the TUI)."""
     from sdtui.engine.performance import add_performance_arguments
@@ -36,6 +50,7 @@ def add_app_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_arguments(parser)
     add_performance_arguments(parser)
     add_gallery_argument(parser)
+    add_addon_arguments(parser)
     parser.add_argument(
         "--renderer",
         choices=RENDERERS,
@@ -49,4 +64,6 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         name: getattr(args, name, None)
         for name in ("gallery", "model", "device", "dtype", "allow_pickle", "renderer", "theme")
     }
+    overrides["loras"] = getattr(args, "lora_dir", None)
+    overrides["embeddings"] = getattr(args, "embeddings_dir", None)
     return load_settings(overrides)

@@ -41,6 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--height", metavar="H", help="default: the model's native size")
     parser.add_argument("--count", metavar="N", default="1", help="how many images (default 1)")
     common.add_gallery_argument(parser)
+    common.add_addon_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON object per saved image")
     performance.add_performance_arguments(parser)
     prompt_options.add_prompt_arguments(parser)
@@ -166,6 +167,7 @@ def run(args: argparse.Namespace) -> int:
         allow_pickle=settings.allow_pickle,
         performance=options,
         preview="off",  # nothing here would show the frames
+        addons=job.addons,
     )
     gallery = Gallery(settings.gallery)
     saved: list[Any] = []

@@ -41,6 +41,9 @@ def _lines(data: dict[str, Any]) -> list[str]:
         lines.append(f"{label}: {printable(text)}")
         if key == "seed" and data.get("width") and data.get("height"):
             lines.append(f"Size: {data['width']}x{data['height']}")
+    for lora in data.get("loras") or []:
+        hashed = f", hash {lora['hash']}" if lora["hash"] else ""
+        lines.append(printable(f"LoRA: {lora['name']} (weight {lora['weight']:g}{hashed})"))
     for key, value in (data.get("extras") or {}).items():
         lines.append(printable(f"{key}: {value}").replace("\n", " "))
     lines.append(f"Written by: {data.get('source', 'none')}")
@@ -59,12 +62,14 @@ def _print(text: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from sdtui.addons import describe_loras
     from sdtui.gallery.metadata import read_metadata
 
     path = Path(args.image).expanduser()
     if not path.is_file():
         raise ValidationError("image", f"no such file: {args.image}")
     data = read_metadata(path).to_json_dict()
+    data["loras"] = describe_loras(data.get("prompt") or "", data.get("extras") or {})
     if args.json:
         # Extras sit beside the standard keys too, so `jq .Lora_hashes`-style lookups work.
         flat = {**{k: v for k, v in data["extras"].items() if k not in data}, **data}

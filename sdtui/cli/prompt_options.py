@@ -62,6 +62,7 @@ class PreparedJob:
     requests: list[Any]
     plan: Any = None
     notes: list[str] = field(default_factory=list)
+    addons: Any = None  # the AddonLibrary the requests' LoRA and embedding names refer to
 
     @property
     def image_count(self) -> int:
@@ -100,6 +101,7 @@ def _expand(request: Any, section: dict[str, Any], notes: list[str]) -> Any:
 
 def prepare_job(args: argparse.Namespace, request: Any, settings: Any) -> PreparedJob:
     """Apply preset, expansion, styles, wildcards and grid axes; refuse bad input first."""
+    from sdtui.addons import AddonFolders, AddonLibrary
     from sdtui.prompts.grid import parse_axis, plan_grid
     from sdtui.prompts.prepare import prepare_requests
 
@@ -111,13 +113,16 @@ def prepare_job(args: argparse.Namespace, request: Any, settings: Any) -> Prepar
         request = _apply_preset(args, request)
     if args.expand:
         request = _expand(request, settings.section("prompts"), notes)
-    requests = prepare_requests(request, styles=args.style, combinations=args.combinations)
+    addons = AddonLibrary(AddonFolders.from_settings(settings))
+    requests = prepare_requests(
+        request, styles=args.style, combinations=args.combinations, addons=addons
+    )
     if not axes:
-        return PreparedJob(requests, None, notes)
+        return PreparedJob(requests, None, notes, addons)
     if len(requests) != 1 or requests[0].count != 1:
         raise ValidationError("xy", "a grid varies one image; leave out --count and --combinations")
     plan = plan_grid(requests[0], axes[0], axes[1] if len(axes) > 1 else None)
-    return PreparedJob([cell.request for cell in plan.cells], plan, notes)
+    return PreparedJob([cell.request for cell in plan.cells], plan, notes, addons)
 
 
 def print_notes(job: PreparedJob) -> None:

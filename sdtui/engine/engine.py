@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from sdtui.addons import AddonLibrary
 from sdtui.engine import device as devices
 from sdtui.engine import loader
 from sdtui.errors import GenerationCancelled, OutOfMemoryError, SdtuiError, ValidationError
@@ -72,7 +73,9 @@ class Engine:
         allow_pickle: bool = False,
         performance: Any = None,
         preview: str | None = None,
+        addons: AddonLibrary | None = None,
     ) -> None:
+        self.addons = addons  # the LoRA and embedding folders the prompts' names refer to
         self.device = devices.choose_device(device)
         self.dtype = devices.choose_dtype(self.device, dtype)
         self.allow_pickle = allow_pickle
@@ -349,7 +352,7 @@ class Engine:
     ) -> GenerationResult:
         import torch
 
-        from sdtui.engine import performance
+        from sdtui.engine import adapters, performance
         from sdtui.prompts.weighting import encode_prompt_kwargs
 
         pipe = self._pipe
@@ -367,13 +370,15 @@ class Engine:
         started = time.perf_counter()
         images: list[GeneratedImage] = []
         blacked_out: list[int] = []
+        # The prompt's LoRAs and embeddings on the pipeline (their hashes recorded in the
+        # request, as A1111 does); the encoder sees no <lora:> tags.
+        request, prompt, negative = adapters.prepare_pipeline(
+            pipe, request, self.addons, loaded.family, self.allow_pickle
+        )
         # Every image of the batch has the same prompt: encode a weighted one once.
-        prompt_kwargs = encode_prompt_kwargs(pipe, request.prompt, request.negative_prompt)
+        prompt_kwargs = encode_prompt_kwargs(pipe, prompt, negative)
         if prompt_kwargs is None:
-            prompt_kwargs = {
-                "prompt": request.prompt,
-                "negative_prompt": request.negative_prompt or None,
-            }
+            prompt_kwargs = {"prompt": prompt, "negative_prompt": negative or None}
         for index, seed in enumerate(seeds):
             if cancel is not None and cancel.cancelled:
                 raise GenerationCancelled()

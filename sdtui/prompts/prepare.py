@@ -11,6 +11,7 @@ import secrets
 from collections.abc import Iterable
 from pathlib import Path
 
+from sdtui.addons import AddonLibrary
 from sdtui.errors import ValidationError
 from sdtui.params import MAX_SEED, GenerationRequest
 from sdtui.prompts import wildcards
@@ -87,8 +88,10 @@ def prepare_requests(
     combinations: bool = False,
     catalog: StyleCatalog | None = None,
     wildcard_folder: Path | None = None,
+    addons: AddonLibrary | None = None,
 ) -> list[GenerationRequest]:
-    """Apply styles, resolve wildcards (seeded, or every combination), check weighting.
+    """Apply styles, resolve wildcards (seeded, or every combination), check weighting;
+    with `addons`, check the LoRA and embedding names and tags.
 
     Raises ValidationError (unknown style, missing wildcard file, malformed
     weights) before anything is queued.
@@ -100,4 +103,6 @@ def prepare_requests(
         requests = resolve_request(styled, wildcard_folder)
     for item in requests:
         check_prompt_syntax(item.prompt, item.negative_prompt)
+    for item in requests if addons is not None else ():
+        addons.resolve(item)  # unknown names refused now; the engine records the hashes
     return requests

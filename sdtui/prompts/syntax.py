@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 
 from sdtui.errors import ValidationError
+from sdtui.prompts.loras import lora_spans
 
 UP = 1.1  # what one pair of ( ) multiplies by, as in A1111
 DOWN = 1 / 1.1  # what one pair of [ ] multiplies by
@@ -200,7 +201,7 @@ def parse_weighted(prompt: str, field: str = "prompt") -> WeightedPrompt:
 
 def highlight(prompt: str) -> list[Span]:
     """Spans to colour in an editor: brackets, weights, weighted words, escapes,
-    wildcards, and the spot of a syntax error. Never raises."""
+    wildcards, `<lora:...>` tags, and the spot of a syntax error. Never raises."""
     parser = _Parser(prompt, "prompt")
     try:
         parser.run()
@@ -208,6 +209,7 @@ def highlight(prompt: str) -> list[Span]:
         pass
     spans = parser.spans
     spans += [Span(m.start(), m.end(), "wildcard") for m in _WILDCARD.finditer(prompt)]
+    spans += [Span(start, end, "lora") for start, end, _name in lora_spans(prompt)]
     return sorted(spans, key=lambda s: (s.start, s.end))
 
 

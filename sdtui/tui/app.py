@@ -30,6 +30,7 @@ from sdtui.errors import ValidationError
 from sdtui.logging_setup import redact
 from sdtui.params import MAX_SEED, GenerationRequest
 from sdtui.tui import themes
+from sdtui.tui.addon_picker import AddonPickerMixin
 from sdtui.tui.help_screen import HelpScreen
 from sdtui.tui.history import HistoryList
 from sdtui.tui.jobs import Job, JobQueue
@@ -128,7 +129,7 @@ def _key_prefix(binding_keys: str) -> str:
     return binding_keys.split(",")[0]
 
 
-class SdtuiApp(PromptCraftMixin, App[None]):
+class SdtuiApp(AddonPickerMixin, PromptCraftMixin, App[None]):
     CSS_PATH = "app.tcss"
     TITLE = "sdtui"
     ENABLE_COMMAND_PALETTE = True
@@ -291,6 +292,7 @@ class SdtuiApp(PromptCraftMixin, App[None]):
         """Load every setting of `request` into the editor and fields (public: the
         gallery screen uses it too)."""
         request = self.restore_prompt_craft(request)  # prompt as written, its styles
+        request = self.restore_addons_for_remix(request)  # LoRAs renamed here, found by hash
         self.prompt_editor.load_text(request.prompt)
         self.negative_editor.load_text(request.negative_prompt)
         self.params.load(request)

@@ -62,6 +62,9 @@ KEY_ACTIONS: tuple[KeyAction, ...] = (
     KeyAction("pick_styles", "f7", "Styles", "Choose the styles applied to the prompt"),
     KeyAction("pick_preset", "f9", "Presets", "Apply a saved set of settings", False),
     KeyAction(
+        "pick_addon", "f10", "LoRAs", "Insert a LoRA or embedding from their folders at the cursor"
+    ),
+    KeyAction(
         "save_preset", "ctrl+s", "Save preset", "Save the current settings as a preset", False
     ),
     KeyAction(

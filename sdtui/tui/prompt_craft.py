@@ -37,7 +37,8 @@ class PromptCraftMixin:
 
     def prepare_for_queue(self, request: GenerationRequest) -> list[GenerationRequest]:
         """Styles, then wildcards (one request per image seed); ValidationError when bad."""
-        return prepare_requests(request, styles=self._craft_styles())
+        addons = getattr(self, "addon_library", None)  # LoRA names checked, hashes recorded
+        return prepare_requests(request, styles=self._craft_styles(), addons=addons)
 
     def on_text_area_changed(self, event: TextArea.Changed) -> None:
         """Keep the token count and any weighting error on the prompt editor's border."""

@@ -26,6 +26,8 @@ PROMPT_STYLES: dict[str, Style] = {
     "prompt.escape": Style(color="#d7ba7d"),
     "prompt.wildcard": Style(color="#dcb440", underline=True),
     "prompt.error": Style(color="white", bgcolor="#c03030", bold=True),
+    "prompt.lora": Style(color="#6a9955", bold=True),
+    "prompt.lora-unknown": Style(color="#f44747", underline=True),
 }
 
 
@@ -47,6 +49,8 @@ class PromptEditor(TextArea):
         starts = [0]
         for line in lines[:-1]:
             starts.append(starts[-1] + len(line) + 1)
+        # The app says which LoRA names its folder has (an app without one knows them all).
+        lora_known = getattr(self.app, "lora_name_known", lambda _tag: True)
         for span in highlight(self.text):
             row = bisect_right(starts, span.start) - 1
             line = lines[row]
@@ -56,4 +60,7 @@ class PromptEditor(TextArea):
                 continue
             byte_start = len(line[:start].encode("utf-8"))
             byte_end = byte_start + len(line[start:end].encode("utf-8"))
-            self._highlights[row].append((byte_start, byte_end, f"prompt.{span.kind}"))
+            kind = span.kind
+            if kind == "lora" and not lora_known(self.text[span.start : span.end]):
+                kind = "lora-unknown"  # no such file in the LoRA folder
+            self._highlights[row].append((byte_start, byte_end, f"prompt.{kind}"))

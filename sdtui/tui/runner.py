@@ -42,6 +42,7 @@ def default_engine_factory(
     """The engine with the speed settings `options`, or else those of the config's
     [performance] table and SDTUI_* variables; `preview` None keeps their live
     preview choice (latent by default)."""
+    from sdtui.addons import AddonFolders, AddonLibrary
     from sdtui.engine import Engine, performance
 
     if options is None:
@@ -52,6 +53,7 @@ def default_engine_factory(
         allow_pickle=settings.allow_pickle,
         performance=options,
         preview=preview,
+        addons=AddonLibrary(AddonFolders.from_settings(settings)),
     )
 
 

@@ -1,0 +1,66 @@
+"""The LoRA and embedding folders: what is in them (`files`), A1111's short hashes
+(`hashes`), and what a request uses from them (`library`). Stdlib only."""
+
+from sdtui.addons.files import (
+    FAMILY_NAMES,
+    PICKLE_SUFFIXES,
+    SAFE_SUFFIXES,
+    AddonError,
+    AddonFile,
+    AddonFolders,
+    describe_file,
+    embedding_family,
+    embedding_vectors,
+    family_name,
+    find_file,
+    lora_family,
+    read_safetensors_header,
+    scan_folder,
+)
+from sdtui.addons.hashes import (
+    LORA_HASHES,
+    TI_HASHES,
+    HashCache,
+    default_hash_cache,
+    parse_hash_list,
+    short_hash,
+)
+from sdtui.addons.library import (
+    AddonLibrary,
+    AddonUse,
+    describe_loras,
+    embedding_pattern,
+    embeddings_used,
+    restore_addons,
+    tag_name,
+)
+
+__all__ = [
+    "FAMILY_NAMES",
+    "LORA_HASHES",
+    "PICKLE_SUFFIXES",
+    "SAFE_SUFFIXES",
+    "TI_HASHES",
+    "AddonError",
+    "AddonFile",
+    "AddonFolders",
+    "AddonLibrary",
+    "AddonUse",
+    "HashCache",
+    "default_hash_cache",
+    "describe_file",
+    "describe_loras",
+    "embedding_family",
+    "embedding_pattern",
+    "embedding_vectors",
+    "embeddings_used",
+    "family_name",
+    "find_file",
+    "lora_family",
+    "parse_hash_list",
+    "read_safetensors_header",
+    "restore_addons",
+    "scan_folder",
+    "short_hash",
+    "tag_name",
+]
