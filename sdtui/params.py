@@ -255,6 +255,8 @@ def parse_parameters(text: str) -> ParsedParameters:
 
 # Keys we write ourselves; everything else in `settings` is kept as an extra.
 _OWN_KEYS = ("Steps", "Sampler", "Schedule type", "CFG scale", "Seed", "Size", "Model")
+# Forge's name for FLUX's distilled guidance; its `CFG scale` is then 1 (no CFG pass).
+DISTILLED_CFG_KEY = "Distilled CFG Scale"
 
 
 def format_parameters(request: GenerationRequest, seed: int | None = None) -> str:
@@ -263,7 +265,8 @@ def format_parameters(request: GenerationRequest, seed: int | None = None) -> st
     pairs: list[tuple[str, str]] = [
         ("Steps", str(request.steps)),
         ("Sampler", request.scheduler),
-        ("CFG scale", f"{request.cfg:g}"),
+        # With distilled guidance the guidance is written under its own key, as Forge does.
+        ("CFG scale", "1" if DISTILLED_CFG_KEY in dict(request.extras) else f"{request.cfg:g}"),
     ]
     if seed is not None:
         pairs.append(("Seed", str(seed)))
@@ -299,6 +302,8 @@ def request_from_parameters(text: str, **overrides: Any) -> GenerationRequest:
         fields["scheduler"] = sampler
     if "CFG scale" in s:
         fields["cfg"] = s["CFG scale"]
+    if DISTILLED_CFG_KEY in s:
+        fields["cfg"] = s[DISTILLED_CFG_KEY]
     if "Seed" in s:
         fields["seed"] = s["Seed"]
     if "Size" in s:

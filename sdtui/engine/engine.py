@@ -19,12 +19,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from sdtui import families
 from sdtui.engine import device as devices
-from sdtui.engine import loader
+from sdtui.engine import loader, pipeline_call
 from sdtui.errors import GenerationCancelled, OutOfMemoryError, SdtuiError, ValidationError
 from sdtui.params import MAX_SEED, GenerationRequest
 from sdtui.results import CancelToken, GeneratedImage, GenerationResult, StepProgress
-from sdtui.schedulers import SCHEDULERS, canonical_scheduler
+from sdtui.schedulers import canonical_scheduler, scheduler_spec
 
 StatusCallback = Callable[[str], None]
 ProgressCallback = Callable[[StepProgress], None]
@@ -37,7 +38,7 @@ class LoadedModel:
 
     model_id: str  # the hub id, folder or file actually loaded
     requested: str  # what the user wrote (short name, moved id, path)
-    family: str  # "sd1", "sd2" or "sdxl"
+    family: str  # "sd1", "sd2", "sdxl", "sd3", "flux", or the pipeline's class name (plain)
     device: str
     dtype: str
     load_seconds: float  # 0 when the pipeline was already loaded
@@ -45,6 +46,8 @@ class LoadedModel:
     native_size: tuple[int, int] = (512, 512)
     pipeline_class: str = ""
     notes: tuple[str, ...] = field(default=())  # speed options that were turned on
+    # The model's own defaults (size, steps, guidance, schedulers) and what runs plain.
+    defaults: families.ModelDefaults | None = None
 
 
 @dataclass
@@ -236,9 +239,7 @@ class Engine:
 
             torch.set_num_threads(1)
         self.load_count += 1
-        family = source.entry.family if source.entry else loader.family_of_pipeline(pipe)
-        if family not in ("sd1", "sd2", "sdxl"):
-            family = "sd1"  # the demo model has the SD 1.x layout
+        defaults = families.defaults_of_pipeline(pipe, f"{source.requested} {source.location}")
         self._pipe = pipe
         self._source_key = key
         self._scheduler_config = pipe.scheduler.config
@@ -246,16 +247,18 @@ class Engine:
         self._loaded = LoadedModel(
             model_id=source.location,
             requested=model,
-            family=family,
+            family=defaults.family,
             device=self.device,
             dtype=self.dtype,
             load_seconds=time.perf_counter() - started,
             notice=source.notice,
-            native_size=(source.entry.native_size if source.entry else loader.native_size(pipe)),
+            native_size=defaults.size,
             pipeline_class=type(pipe).__name__,
             notes=notes,
+            defaults=defaults,
         )
-        status(f"ready: {source.location} on {self.device} ({self.dtype})")
+        plain = f"; plain mode: {', '.join(defaults.plain)}" if defaults.plain else ""
+        status(f"ready: {source.location} on {self.device} ({self.dtype}){plain}")
         return self._loaded
 
     def _demo_ready(self) -> bool:
@@ -280,15 +283,19 @@ class Engine:
         """Put the scheduler called `name` on the loaded pipeline (no reload); returns it."""
         if self._pipe is None:
             raise SdtuiError("no model is loaded")
+        defaults = self._loaded.defaults if self._loaded is not None else None
         try:
             name = canonical_scheduler(name)
+            problem = families.check_scheduler(defaults, name) if defaults else None
+            if problem:
+                raise KeyError(problem)
+            spec = scheduler_spec(name, bool(defaults and defaults.flow_matching))
         except KeyError as exc:
             raise ValidationError("scheduler", str(exc.args[0])) from None
         scheduler = self._schedulers.get(name)
         if scheduler is None:
             import diffusers
 
-            spec = SCHEDULERS[name]
             scheduler_class = getattr(diffusers, spec.class_name)
             scheduler = scheduler_class.from_config(self._scheduler_config, **spec.options)
             self._schedulers[name] = scheduler
@@ -350,7 +357,6 @@ class Engine:
         import torch
 
         from sdtui.engine import performance
-        from sdtui.prompts.weighting import encode_prompt_kwargs
 
         pipe = self._pipe
         self.use_scheduler(request.scheduler)
@@ -364,34 +370,36 @@ class Engine:
         base_seed = request.seed if request.seed is not None else secrets.randbelow(MAX_SEED + 1)
         seeds = request.image_seeds(base_seed)
         previewer = self._previewer(loaded.family)
+        if hasattr(previewer, "image_size"):
+            previewer.image_size = (request.width, request.height)  # FLUX's packed latents
         started = time.perf_counter()
         images: list[GeneratedImage] = []
         blacked_out: list[int] = []
         # Every image of the batch has the same prompt: encode a weighted one once.
-        prompt_kwargs = encode_prompt_kwargs(pipe, request.prompt, request.negative_prompt)
-        if prompt_kwargs is None:
-            prompt_kwargs = {
-                "prompt": request.prompt,
-                "negative_prompt": request.negative_prompt or None,
-            }
+        prompt_kwargs = pipeline_call.prompt_kwargs(pipe, loaded.family, request)
+        not_taken: list[str] = []
         for index, seed in enumerate(seeds):
             if cancel is not None and cancel.cancelled:
                 raise GenerationCancelled()
             generator = torch.Generator(device=devices.generator_device(self.device))
             generator.manual_seed(seed)
             callback = self._step_callback(request, index, started, on_progress, cancel, previewer)
-            output = pipe(
-                **prompt_kwargs,
-                num_inference_steps=request.steps,
-                guidance_scale=request.cfg,
-                width=request.width,
-                height=request.height,
-                num_images_per_prompt=1,
-                generator=generator,
-                callback_on_step_end=callback,
-                callback_on_step_end_tensor_inputs=["latents"],
-                output_type="pil",
+            call, not_taken = pipeline_call.accepted_kwargs(
+                pipe,
+                dict(
+                    **prompt_kwargs,
+                    num_inference_steps=request.steps,
+                    guidance_scale=request.cfg,
+                    width=request.width,
+                    height=request.height,
+                    num_images_per_prompt=1,
+                    generator=generator,
+                    callback_on_step_end=callback,
+                    callback_on_step_end_tensor_inputs=["latents"],
+                    output_type="pil",
+                ),
             )
+            output = pipe(**call)
             performance.mark_compiled(pipe)
             flagged = getattr(output, "nsfw_content_detected", None)
             if flagged and flagged[0]:
@@ -415,6 +423,7 @@ class Engine:
                 "notice": loaded.notice,
                 "notes": list(loaded.notes),
                 "blacked_out_seeds": blacked_out,
+                "not_used": not_taken,  # arguments a plain pipeline does not take
             },
         )
 

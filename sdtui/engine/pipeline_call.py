@@ -1,0 +1,41 @@
+"""The keyword arguments one denoising call gets, fitted to the loaded pipeline's family.
+
+SD 1.x/2.x/SDXL take weighted prompts as embeddings; SD 3 and FLUX get the
+text as written (their T5 encoder reads it whole). A pipeline in plain mode
+gets only the arguments its `__call__` accepts; the ones it does not take are
+named, so the front end can say they were not used.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+from sdtui.params import GenerationRequest
+
+# Families whose CLIP-only text path the prompt weighting understands.
+WEIGHTED_FAMILIES = ("sd1", "sd2", "sdxl")
+
+
+def prompt_kwargs(pipe: Any, family: str, request: GenerationRequest) -> dict[str, Any]:
+    """`prompt`/`negative_prompt`, or the embeddings of a weighted prompt where supported."""
+    if family in WEIGHTED_FAMILIES:
+        from sdtui.prompts.weighting import encode_prompt_kwargs
+
+        encoded = encode_prompt_kwargs(pipe, request.prompt, request.negative_prompt)
+        if encoded is not None:
+            return encoded
+    return {"prompt": request.prompt, "negative_prompt": request.negative_prompt or None}
+
+
+def accepted_kwargs(pipe: Any, kwargs: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """The arguments `pipe(...)` accepts, and the names of those it would refuse."""
+    try:
+        parameters = inspect.signature(inspect.unwrap(type(pipe).__call__)).parameters
+    except (TypeError, ValueError):
+        return kwargs, []
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return kwargs, []
+    kept = {k: v for k, v in kwargs.items() if k in parameters}
+    dropped = [k for k, v in kwargs.items() if k not in parameters and v is not None]
+    return kept, dropped
