@@ -1,0 +1,264 @@
+"""Model families: detection, defaults that follow the model, and SD 3 / FLUX end to end.
+
+The SD 3, FLUX and SDXL models are tiny random-weight pipelines built locally
+(tests/family_models.py) and loaded through the real loading code.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from family_models import transformer_file
+
+from sdtui import families
+from sdtui.engine import Engine
+from sdtui.errors import ValidationError
+from sdtui.params import GenerationRequest, format_parameters, request_from_parameters
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def engines() -> dict[str, Engine]:
+    """One CPU engine per family, so each tiny model loads once per module."""
+    return {}
+
+
+def _engine(engines: dict[str, Engine], folder: Path, preview: str = "off") -> Engine:
+    key = f"{folder}:{preview}"
+    if key not in engines:
+        engines[key] = Engine(device="cpu", preview=preview)
+    engines[key].load(str(folder))
+    return engines[key]
+
+
+def _request(folder: Path, **fields: object) -> GenerationRequest:
+    defaults = dict(
+        prompt="a lighthouse at dusk",
+        model=str(folder),
+        scheduler="Euler",
+        steps=3,
+        cfg=3.5,
+        seed=7,
+        width=64,
+        height=64,
+    )
+    defaults.update(fields)
+    return GenerationRequest(**defaults)
+
+
+def _pixels(result: object) -> np.ndarray:
+    return np.asarray(result.images[0].image)  # type: ignore[attr-defined]
+
+
+# -- the registry, without loading anything -----------------------------------
+
+
+def test_every_family_has_classes_defaults_schedulers_and_preview_factors() -> None:
+    for name in ("sd1", "sd2", "sdxl", "sd3", "flux"):
+        family = families.FAMILIES[name]
+        assert family.txt2img.endswith("Pipeline") and family.img2img and family.inpaint
+        assert family.scheduler in family.schedulers
+        assert family.latent_rgb is not None
+        assert len(family.latent_rgb) == family.latent_channels
+    assert families.FAMILIES["sd3"].latent_channels == 16
+    assert families.FAMILIES["flux"].latent_channels == 16
+    assert families.FAMILIES["flux"].packed_latents
+
+
+def test_flow_matching_families_offer_only_flow_schedulers() -> None:
+    ddpm_only = {"DPM++ 2M Karras", "DDIM", "LCM", "Euler a"}
+    for name in ("sd3", "flux"):
+        assert not ddpm_only & set(families.FAMILIES[name].schedulers)
+    for name in ("sd1", "sd2", "sdxl"):
+        assert ddpm_only <= set(families.FAMILIES[name].schedulers)
+
+
+@pytest.mark.parametrize(
+    ("model_id", "family", "tuning", "steps", "cfg"),
+    [
+        ("stabilityai/sdxl-turbo", "sdxl", "turbo", 1, 0.0),
+        ("stabilityai/stable-diffusion-3.5-large-turbo", "sd3", "turbo", 4, 0.0),
+        ("ByteDance/SDXL-Lightning-8step", "sdxl", "lightning", 8, 0.0),
+        ("some/hyper-sdxl-1step", "sdxl", "hyper", 1, 0.0),
+        ("latent-consistency/lcm-sdxl", "sdxl", "lcm", 4, 1.0),
+        ("black-forest-labs/FLUX.1-schnell", "flux", "schnell", 4, 0.0),
+        ("black-forest-labs/FLUX.1-dev", "flux", "", 28, 3.5),
+        ("stabilityai/stable-diffusion-3.5-medium", "sd3", "", 28, 4.5),
+    ],
+)
+def test_few_step_tunings_come_from_the_model_name(
+    model_id: str, family: str, tuning: str, steps: int, cfg: float
+) -> None:
+    defaults = families.defaults_for_entry(family, (1024, 1024), model_id)
+    assert (defaults.tuning, defaults.steps, defaults.cfg) == (tuning, steps, cfg)
+    assert defaults.scheduler in defaults.schedulers
+    if tuning in ("turbo", "lightning", "hyper") and family == "sdxl":
+        assert defaults.scheduler.endswith("trailing")
+
+
+def test_defaults_clamp_the_pipeline_size_to_the_limits() -> None:
+    assert families.model_defaults("sd1", (32, 32)).size == (64, 64)
+    assert families.model_defaults("sdxl", (4096, 4096)).size == (2048, 2048)
+    assert families.model_defaults("flux", (1000, 1000)).size == (992, 992)  # multiple of 16
+
+
+def test_fitting_a_request_keeps_what_the_user_set_unless_it_cannot_run() -> None:
+    flux = families.model_defaults("flux", (1024, 1024))
+    request = GenerationRequest("a cat", negative_prompt="blurry", scheduler="DDIM", steps=12)
+    fitted, notices = families.fit_request(request, flux, {"steps", "scheduler"})
+    assert fitted.steps == 12  # set by hand, valid: kept
+    assert fitted.scheduler == "Euler"  # set by hand, but DDIM does not run on FLUX
+    assert (fitted.width, fitted.height, fitted.cfg) == (1024, 1024, 3.5)
+    assert fitted.negative_prompt == ""  # FLUX does not use one, and the notice says so
+    assert any("DDIM does not fit" in n for n in notices)
+    assert any("negative prompt" in n for n in notices)
+    assert dict(fitted.extras)["Distilled CFG Scale"] == "3.5"
+
+
+def test_guidance_on_a_distilled_model_is_reported() -> None:
+    turbo = families.defaults_for_entry("sdxl", (512, 512), "stabilityai/sdxl-turbo")
+    fitted, notices = families.fit_request(GenerationRequest("a cat", cfg=5), turbo, {"cfg"})
+    assert fitted.cfg == 5 and any("made for guidance 0" in n for n in notices)
+    schnell = families.defaults_for_entry("flux", (1024, 1024), "FLUX.1-schnell")
+    fitted, notices = families.fit_request(GenerationRequest("a cat", cfg=5), schnell, {"cfg"})
+    assert fitted.cfg == 0 and any("no guidance" in n for n in notices)
+
+
+def test_forge_metadata_for_flux_writes_distilled_guidance_and_reads_it_back() -> None:
+    flux = families.model_defaults("flux", (1024, 1024))
+    request, _ = families.fit_request(GenerationRequest("a cat", seed=3), flux)
+    text = format_parameters(request)
+    assert "CFG scale: 1," in text and "Distilled CFG Scale: 3.5" in text
+    assert request_from_parameters(text).cfg == 3.5
+    forge = "a cat\nSteps: 20, Sampler: Euler, Schedule type: Simple, CFG scale: 1, "
+    forge += "Distilled CFG Scale: 3.5, Seed: 1, Size: 896x1152, Model: flux1-dev"
+    read = request_from_parameters(forge)
+    assert (read.cfg, read.scheduler, read.width, read.height) == (3.5, "Euler", 896, 1152)
+
+
+def test_family_from_checkpoint_keys() -> None:
+    from sdtui.engine.loader import family_from_state_dict_keys
+
+    assert family_from_state_dict_keys(["double_blocks.0.img_attn.qkv.weight"]) == "flux"
+    assert family_from_state_dict_keys(["model.diffusion_model.joint_blocks.0.x"]) == "sd3"
+    assert family_from_state_dict_keys(["single_transformer_blocks.0.attn.to_q.weight"]) == "flux"
+    assert family_from_state_dict_keys(["conditioner.embedders.1.model.x"]) == "sdxl"
+    assert family_from_state_dict_keys(["model.diffusion_model.input_blocks.0.0.weight"]) == "sd1"
+
+
+# -- SD 3 and FLUX through the real loader and engine --------------------------
+
+
+@pytest.mark.parametrize("kind", ["sd3", "flux"])
+def test_tiny_model_loads_with_its_family_and_reproduces_by_seed(
+    kind: str, family_model: object, engines: dict[str, Engine]
+) -> None:
+    folder = family_model(kind)  # type: ignore[operator]
+    engine = _engine(engines, folder)
+    assert engine.loaded.family == kind
+    assert engine.loaded.pipeline_class == families.FAMILIES[kind].txt2img
+    first = engine.generate(_request(folder))
+    again = engine.generate(_request(folder))
+    other = engine.generate(_request(folder, seed=8))
+    assert first.images[0].image.size == (64, 64)
+    assert np.array_equal(_pixels(first), _pixels(again))
+    assert not np.array_equal(_pixels(first), _pixels(other))
+    assert first.info["family"] == kind
+
+
+def test_tiny_sd3_below_64_pixels_defaults_to_64(family_model: object) -> None:
+    loaded = Engine(device="cpu").load(str(family_model("sd3")))  # type: ignore[operator]
+    assert loaded.native_size == (64, 64)  # the pipeline's own 32x32, clamped
+    assert (loaded.defaults.steps, loaded.defaults.scheduler) == (28, "Euler")
+
+
+def test_flux_dev_and_schnell_defaults(family_model: object) -> None:
+    dev = Engine(device="cpu").load(str(family_model("flux")))  # type: ignore[operator]
+    schnell = Engine(device="cpu").load(str(family_model("flux-schnell")))  # type: ignore[operator]
+    assert (dev.defaults.tuning, dev.defaults.steps, dev.defaults.cfg) == ("", 28, 3.5)
+    assert "negative_prompt" in dev.defaults.unused
+    assert (schnell.defaults.tuning, schnell.defaults.steps) == ("schnell", 4)
+    assert {"cfg", "negative_prompt"} <= schnell.defaults.unused
+    assert dev.native_size == (1024, 1024) and dev.defaults.size_presets[0] == (1024, 1024)
+
+
+@pytest.mark.parametrize("kind", ["sd3", "flux"])
+def test_preview_frames_of_16_channel_and_packed_latents(
+    kind: str, family_model: object, engines: dict[str, Engine]
+) -> None:
+    folder = family_model(kind)  # type: ignore[operator]
+    engine = _engine(engines, folder, preview="latent")
+    frames = []
+    engine.generate(
+        _request(folder, width=128, height=64),
+        on_progress=lambda p: frames.append(p.preview.size if p.preview else None),
+    )
+    # The first frame is always due: latents at 1/8 of the image, doubled.
+    assert frames[0] == (128 // 8 * 2, 64 // 8 * 2)
+
+
+@pytest.mark.parametrize("kind", ["sd3", "flux"])
+def test_every_listed_scheduler_runs_and_ddpm_ones_are_refused(
+    kind: str, family_model: object, engines: dict[str, Engine]
+) -> None:
+    folder = family_model(kind)  # type: ignore[operator]
+    engine = _engine(engines, folder)
+    for name in engine.loaded.defaults.schedulers:
+        assert engine.generate(_request(folder, scheduler=name, steps=2)).images
+        assert type(engine.pipeline.scheduler).__name__ == "FlowMatchEulerDiscreteScheduler"
+    with pytest.raises(ValidationError, match="does not fit a .* model"):
+        engine.generate(_request(folder, scheduler="DPM++ 2M Karras"))
+
+
+@pytest.mark.parametrize("kind", ["sd3", "flux"])
+def test_transformer_file_loads_offline_with_model_config(
+    kind: str, family_model: object, tmp_path: Path
+) -> None:
+    folder = family_model(kind)  # type: ignore[operator]
+    single = transformer_file(folder, tmp_path / f"{kind}-transformer.safetensors")
+    engine = Engine(device="cpu")
+    loaded = engine.load(str(single), config=str(folder))
+    assert loaded.family == kind
+    from_file = engine.generate(_request(str(single)))
+    from_folder = Engine(device="cpu").generate(_request(folder))
+    assert np.array_equal(_pixels(from_file), _pixels(from_folder))
+
+
+def test_single_file_without_config_offline_says_what_to_do(
+    family_model: object, tmp_path: Path
+) -> None:
+    from sdtui.errors import ModelOfflineError
+
+    folder = family_model("flux")  # type: ignore[operator]
+    single = transformer_file(folder, tmp_path / "flux1-dev.safetensors")
+    with pytest.raises(ModelOfflineError, match="model configuration") as caught:
+        Engine(device="cpu").load(str(single))
+    assert "--model-config" in caught.value.hint
+
+
+def test_metadata_round_trip_and_remix(
+    family_model: object, engines: dict[str, Engine], tmp_path: Path
+) -> None:
+    from sdtui.gallery import Gallery
+    from sdtui.gallery.metadata import read_metadata, read_text_chunks
+
+    folder = family_model("flux")  # type: ignore[operator]
+    engine = _engine(engines, folder)
+    defaults = engine.loaded.defaults
+    request, _ = families.fit_request(_request(folder), defaults, set(families.FOLLOWING_FIELDS))
+    result = engine.generate(request)
+    entry = Gallery(tmp_path / "gallery").save(result.images[0], result)
+    meta = read_metadata(entry.path)
+    assert meta.source == "sdtui"
+    assert meta.info["family"] == meta.info["info"]["family"] == "flux"
+    parameters = read_text_chunks(entry.path)[0]["parameters"]
+    assert "CFG scale: 1," in parameters and "Distilled CFG Scale: 3.5" in parameters
+    remixed = engine.generate(meta.request())
+    assert np.array_equal(_pixels(remixed), _pixels(result))
+    # The A1111 text alone reproduces it too (what another tool's reader sees).
+    from_text = request_from_parameters(parameters, model=str(folder))
+    assert np.array_equal(_pixels(engine.generate(from_text)), _pixels(result))
