@@ -219,9 +219,7 @@ def build_sd3(tokenizer_dir: Path, tiny: bool = True, config: dict[str, Any] | N
     )
 
 
-def build_flux(
-    tokenizer_dir: Path, tiny: bool = True, guidance_embeds: bool = True
-) -> Any:
+def build_flux(tokenizer_dir: Path, tiny: bool = True, guidance_embeds: bool = True) -> Any:
     """A FluxPipeline with random weights; `guidance_embeds=False` is the schnell layout."""
     from diffusers import FlowMatchEulerDiscreteScheduler, FluxPipeline, FluxTransformer2DModel
     from transformers import CLIPTextConfig, CLIPTextModel
