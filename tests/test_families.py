@@ -262,3 +262,57 @@ def test_metadata_round_trip_and_remix(
     # The A1111 text alone reproduces it too (what another tool's reader sees).
     from_text = request_from_parameters(parameters, model=str(folder))
     assert np.array_equal(_pixels(engine.generate(from_text)), _pixels(result))
+
+
+# -- `sdtui generate` follows the loaded model ---------------------------------
+
+
+def _generate_json(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[list[dict], str]:
+    import json
+
+    from sdtui.cli import main
+
+    code = main(["generate", *args, "--json"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    return [json.loads(line) for line in captured.out.splitlines()], captured.err
+
+
+def test_generate_without_settings_uses_the_model_defaults(
+    family_model: object, gallery_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = family_model("sd3")  # type: ignore[operator]
+    # Steps are given to keep the test fast; everything else comes from the model.
+    lines, _ = _generate_json(capsys, "a red boat", "--model", str(folder), "--steps", "2")
+    line = lines[0]
+    assert (line["width"], line["height"]) == (64, 64)  # 32 native, clamped to the minimum
+    assert (line["steps"], line["cfg_scale"], line["sampler"]) == (2, 4.5, "Euler")
+    assert line["family"] == "sd3"
+
+
+def test_generate_reports_unused_input_and_replaces_an_unfit_sampler(
+    family_model: object, gallery_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = family_model("flux")  # type: ignore[operator]
+    lines, err = _generate_json(
+        capsys, "a red boat", "--model", str(folder), "--steps", "2", "--width", "64",
+        "--height", "64", "--negative", "blurry", "--scheduler", "DPM++ 2M Karras",
+    )  # fmt: skip
+    line = lines[0]
+    assert (line["family"], line["sampler"], line["cfg_scale"]) == ("flux", "Euler", 3.5)
+    assert line["negative_prompt"] == ""
+    assert "does not use a negative prompt" in err
+    assert "DPM++ 2M Karras does not fit a flux model; using Euler" in err
+
+
+def test_generate_keeps_valid_values_set_by_hand(
+    demo_model_dir: Path, gallery_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lines, err = _generate_json(
+        capsys, "a red boat", "--model", "demo", "--steps", "2", "--cfg", "3",
+        "--scheduler", "DDIM", "--width", "96",
+    )  # fmt: skip
+    line = lines[0]
+    assert (line["width"], line["height"]) == (96, 64)
+    assert (line["cfg_scale"], line["sampler"]) == (3, "DDIM")
+    assert line["family"] == "sd1" and "sdtui:" not in err
