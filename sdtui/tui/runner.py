@@ -122,14 +122,16 @@ class JobRunner:
                 str(getattr(loaded, "dtype", "?")),
                 float(getattr(loaded, "load_seconds", time.monotonic() - started)),
                 str(getattr(loaded, "notice", "") or ""),
+                getattr(loaded, "defaults", None),
             )
         )
 
     def _generate(self, job: Job, post: Post) -> None:
         assert job.request is not None
         started = time.monotonic()
+        request = self._fit(job, post)
         result = self.engine.get().generate(
-            job.request,
+            request,
             on_progress=lambda p: post(JobProgress(job.id, p)),
             cancel=job.cancel,
             on_image=lambda g: post(ImageReady(job.id, g)),
@@ -140,6 +142,18 @@ class JobRunner:
         post(JobDone(job.id, result, entries, time.monotonic() - started))
         if error is not None:
             post(SaveFailed(job.id, error.message, error.hint, len(self.unsaved)))
+
+    def _fit(self, job: Job, post: Post) -> Any:
+        """The job's request with what the loaded model cannot use replaced (and said)."""
+        from sdtui.families import FOLLOWING_FIELDS, fit_request
+
+        defaults = getattr(self.engine.get().loaded, "defaults", None)
+        if defaults is None:
+            return job.request
+        request, notices = fit_request(job.request, defaults, set(FOLLOWING_FIELDS))
+        for notice in notices:
+            post(JobStatus(job.id, notice))
+        return request
 
     # -- saving, kept in memory when the gallery cannot take it -------------------
 
