@@ -87,6 +87,7 @@ class JobRunner:
         self.engine = engine
         self.gallery = gallery
         self.loaded_model: str | None = None  # the model name as the user wrote it
+        self.loaded_defaults: Any = None  # that model's ModelDefaults, to fit requests to it
         self._unsaved: list[Unsaved] = []
         self._unsaved_lock = threading.Lock()
 
@@ -114,6 +115,7 @@ class JobRunner:
         self.loaded_model = None
         loaded = engine.load(job.model, on_status=lambda text: post(JobStatus(job.id, str(text))))
         self.loaded_model = job.model
+        self.loaded_defaults = getattr(loaded, "defaults", None)
         post(
             ModelLoaded(
                 job.id,
@@ -147,7 +149,7 @@ class JobRunner:
         """The job's request with what the loaded model cannot use replaced (and said)."""
         from sdtui.families import FOLLOWING_FIELDS, fit_request
 
-        defaults = getattr(self.engine.get().loaded, "defaults", None)
+        defaults = self.loaded_defaults
         if defaults is None:
             return job.request
         request, notices = fit_request(job.request, defaults, set(FOLLOWING_FIELDS))
