@@ -316,3 +316,22 @@ def test_generate_keeps_valid_values_set_by_hand(
     assert (line["width"], line["height"]) == (96, 64)
     assert (line["cfg_scale"], line["sampler"]) == (3, "DDIM")
     assert line["family"] == "sd1" and "sdtui:" not in err
+
+
+def test_sd3_and_flux_get_bf16_on_gpus_that_have_it(
+    family_model: object, demo_model_dir: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from sdtui.engine import device, loader
+
+    sd3 = loader.resolve_source(str(family_model("sd3")))  # type: ignore[operator]
+    flux_file = transformer_file(family_model("flux"), tmp_path / "f.safetensors")  # type: ignore[operator]
+    assert loader.guess_family(sd3) == "sd3"
+    assert loader.guess_family(loader.resolve_source(str(flux_file))) == "flux"
+    assert loader.guess_family(loader.resolve_source("flux-dev")) == "flux"
+    assert loader.guess_family(loader.resolve_source(str(demo_model_dir))) == "sd1"
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)
+    assert device.dtype_for_family("cuda", "flux") == "bf16"
+    assert device.dtype_for_family("cuda", "sdxl") == "fp16"
+    assert device.dtype_for_family("cpu", "flux") == "fp32"
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: False)
+    assert device.dtype_for_family("cuda", "sd3") == "fp16"

@@ -78,6 +78,7 @@ class Engine:
     ) -> None:
         self.device = devices.choose_device(device)
         self.dtype = devices.choose_dtype(self.device, dtype)
+        self._auto_dtype = dtype == "auto"  # then each model gets its family's precision
         self.allow_pickle = allow_pickle
         self.performance = performance
         # None: the `preview` setting of `performance` (off when no options are given).
@@ -189,6 +190,7 @@ class Engine:
         self._loaded = replace(
             parked.loaded, requested=model, load_seconds=time.perf_counter() - started
         )
+        self.dtype = parked.loaded.dtype
         status(f"ready: {parked.loaded.model_id} on {self.device} ({self.dtype})")
         return self._loaded
 
@@ -218,6 +220,8 @@ class Engine:
             status(source.notice)
         status(f"loading {source.location}")
         started = time.perf_counter()
+        if self._auto_dtype:
+            self.dtype = devices.dtype_for_family(self.device, loader.guess_family(source))
         pipe = loader.load_pipeline(
             source, devices.torch_dtype(self.dtype), self.allow_pickle, config=config
         )

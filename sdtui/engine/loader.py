@@ -137,6 +137,36 @@ def family_from_state_dict_keys(keys: Any) -> str:
     return "sd1"
 
 
+def guess_family(source: ModelSource) -> str | None:
+    """The family of `source` before loading it, from what is cheap to read (None if unknown).
+
+    Used to choose the precision: a short name's table entry, a folder's
+    model_index.json, a checkpoint's tensor names, or a cached hub model_index.json.
+    """
+    from sdtui.families import family_from_class_name, read_model_index
+
+    if source.entry is not None and source.entry.family != "demo":
+        return source.entry.family
+    index: dict[str, Any] = {}
+    if source.kind in ("folder", "demo"):
+        index = read_model_index(source.location)
+    elif source.kind == "file":
+        try:
+            return family_from_state_dict_keys(_read_checkpoint_keys(source.location))
+        except Exception:  # a damaged file is reported by the load itself
+            return None
+    elif source.kind == "hub":
+        try:
+            from huggingface_hub import try_to_load_from_cache
+
+            cached = try_to_load_from_cache(source.location, "model_index.json")
+        except Exception:
+            cached = None
+        if isinstance(cached, str):
+            index = read_model_index(Path(cached).parent)
+    return family_from_class_name(str(index.get("_class_name", "")))
+
+
 def holds_whole_pipeline(keys: Any) -> bool:
     """Whether a transformer checkpoint also carries its VAE (else it is the transformer alone)."""
     return any(k.startswith(("first_stage_model.", "vae.")) for k in keys)
