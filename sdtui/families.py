@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from sdtui.params import DISTILLED_CFG_KEY, SIZE_MULTIPLE, SIZE_RANGE
+from sdtui.schedulers import scheduler_name_for
 
 Matrix = tuple[tuple[float, ...], ...]
 Size = tuple[int, int]
@@ -256,11 +257,21 @@ FAMILIES: dict[str, Family] = {
 FAMILY_NAMES = tuple(FAMILIES)
 
 
-def plain_family(pipeline_class: str, flow_matching: bool = False) -> Family:
+def plain_family(
+    pipeline_class: str, flow_matching: bool = False, own_scheduler: str | None = None
+) -> Family:
     """A pipeline diffusers offers that sdtui has no entry for: generic defaults.
 
-    Its schedulers are those of its own scheduler's kind (flow matching or DDPM).
+    It starts with its own scheduler; others of the same kind (flow matching or
+    DDPM) are offered. One sdtui has no name for stays, with no choice.
     """
+    plain = ("live previews", "size presets", "prompt weighting")
+    if own_scheduler is None:
+        return Family(
+            pipeline_class, pipeline_class, pipeline_class, "", "", (512, 512), 25, 5.0, "", (),
+            latent_rgb=None, plain=("scheduler choice", *plain),
+        )  # fmt: skip
+    kind = FLOW_SCHEDULERS if flow_matching else DDPM_SCHEDULERS
     return Family(
         pipeline_class,
         pipeline_class,
@@ -270,17 +281,24 @@ def plain_family(pipeline_class: str, flow_matching: bool = False) -> Family:
         (512, 512),
         25,
         5.0,
-        "Euler" if flow_matching else "DPM++ 2M Karras",
-        FLOW_SCHEDULERS if flow_matching else DDPM_SCHEDULERS,
+        own_scheduler,
+        tuple(dict.fromkeys([own_scheduler, *kind])),
         flow_matching=flow_matching,
         latent_rgb=None,
-        plain=("live previews", "size presets", "prompt weighting"),
+        plain=plain,
     )
 
 
-def get_family(name: str, flow_matching: bool = False) -> Family:
-    """The registry entry for `name`; an unknown name is a plain pipeline."""
-    return FAMILIES.get(name) or plain_family(name, flow_matching)
+def get_family(name: str, flow_matching: bool = False, own_scheduler: str | None = "") -> Family:
+    """The registry entry for `name`; an unknown name is a plain pipeline.
+
+    `own_scheduler` "" (not known) gives a plain family the default of its kind.
+    """
+    if name in FAMILIES:
+        return FAMILIES[name]
+    if own_scheduler == "":
+        own_scheduler = "Euler" if flow_matching else "DPM++ 2M Karras"
+    return plain_family(name, flow_matching, own_scheduler)
 
 
 # ---------------------------------------------------------------------------
@@ -486,13 +504,14 @@ def model_defaults(
     tuning: Tuning | None = None,
     guidance_embeds: bool | None = None,
     flow_matching: bool = False,
+    own_scheduler: str | None = "",
 ) -> ModelDefaults:
     """The defaults for a model of `family_name` whose pipeline makes `native`-sized images.
 
     `guidance_embeds` False marks a FLUX model without distilled guidance (schnell);
     `flow_matching` says which schedulers fit a plain pipeline.
     """
-    family = get_family(family_name, flow_matching)
+    family = get_family(family_name, flow_matching, own_scheduler)
     if family.name == "flux" and guidance_embeds is False and tuning is None:
         tuning = TUNINGS["schnell"]
     size = clamp_size(native, family.size_multiple)
@@ -538,7 +557,9 @@ def defaults_of_pipeline(pipe: Any, model_id: str = "") -> ModelDefaults:
     scheduler_config = _config(getattr(pipe, "scheduler", None))
     if family not in FAMILIES:
         flow = str(scheduler_config.get("_class_name", "")).startswith("FlowMatch")
-        return model_defaults(family, native, flow_matching=flow)
+        own = scheduler_name_for(scheduler_config)
+        tuning = tuning_from_scheduler_config(scheduler_config)
+        return model_defaults(family, native, tuning, flow_matching=flow, own_scheduler=own)
     tuning = tuning_from_name(model_id, family) or tuning_from_scheduler_config(scheduler_config)
     transformer = _config(getattr(pipe, "transformer", None))
     embeds = transformer.get("guidance_embeds") if family == "flux" else None

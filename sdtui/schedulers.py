@@ -113,6 +113,18 @@ def scheduler_names() -> list[str]:
     return list(SCHEDULERS)
 
 
+def scheduler_name_for(config: Any) -> str | None:
+    """Our name for the scheduler a pipeline ships with (from its config), if it has one."""
+    class_name = str(config.get("_class_name", "")) if hasattr(config, "get") else ""
+    for table in (FLOW_SCHEDULERS, SCHEDULERS):
+        for spec in table.values():
+            if spec.class_name != class_name:
+                continue
+            if all(config.get(k) == v for k, v in spec.options.items()):
+                return spec.name
+    return None
+
+
 def scheduler_spec(name: str, flow_matching: bool = False) -> SchedulerSpec:
     """The diffusers class and options for `name` on a DDPM-family or a flow-matching model."""
     name = canonical_scheduler(name)

@@ -335,3 +335,42 @@ def test_sd3_and_flux_get_bf16_on_gpus_that_have_it(
     assert device.dtype_for_family("cpu", "flux") == "fp32"
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: False)
     assert device.dtype_for_family("cuda", "sd3") == "fp16"
+
+
+# -- a pipeline without a registry entry runs in plain mode --------------------
+
+
+@pytest.fixture(scope="module")
+def plain_model(demo_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo weights as diffusers' LatentConsistencyModelPipeline (no family entry)."""
+    from diffusers import (
+        LatentConsistencyModelPipeline,
+        LCMScheduler,
+        StableDiffusionPipeline,
+        UNet2DConditionModel,
+    )
+
+    base = StableDiffusionPipeline.from_pretrained(demo_model_dir)
+    torch.manual_seed(0)
+    # LCM UNets take the guidance scale as an embedding.
+    unet = UNet2DConditionModel.from_config({**base.unet.config, "time_cond_proj_dim": 32})
+    pipe = LatentConsistencyModelPipeline.from_pipe(
+        base, unet=unet, scheduler=LCMScheduler.from_config(base.scheduler.config)
+    )
+    folder = tmp_path_factory.mktemp("plain") / "lcm"
+    pipe.save_pretrained(folder, safe_serialization=True)
+    return folder
+
+
+def test_an_unknown_pipeline_loads_plain_and_says_what_is_not_used(plain_model: Path) -> None:
+    statuses: list[str] = []
+    engine = Engine(device="cpu", preview="latent")
+    loaded = engine.load(str(plain_model), on_status=statuses.append)
+    defaults = loaded.defaults
+    assert loaded.family == "LatentConsistencyModelPipeline"
+    assert "plain mode: live previews" in statuses[-1]
+    assert (defaults.scheduler, defaults.tuning, defaults.steps) == ("LCM", "lcm", 4)
+    request = _request(plain_model, scheduler="LCM", steps=2, negative_prompt="blurry")
+    first = engine.generate(request)
+    assert np.array_equal(_pixels(first), _pixels(engine.generate(request)))
+    assert first.info["not_used"] == ["negative_prompt"]  # its __call__ takes none

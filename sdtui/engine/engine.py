@@ -288,6 +288,8 @@ class Engine:
         if self._pipe is None:
             raise SdtuiError("no model is loaded")
         defaults = self._loaded.defaults if self._loaded is not None else None
+        if defaults is not None and not defaults.schedulers:
+            return self._pipe.scheduler  # a plain pipeline whose scheduler sdtui cannot name
         try:
             name = canonical_scheduler(name)
             problem = families.check_scheduler(defaults, name) if defaults else None

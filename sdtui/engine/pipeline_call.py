@@ -34,8 +34,13 @@ def accepted_kwargs(pipe: Any, kwargs: dict[str, Any]) -> tuple[dict[str, Any], 
         parameters = inspect.signature(inspect.unwrap(type(pipe).__call__)).parameters
     except (TypeError, ValueError):
         return kwargs, []
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+    # A `**kwargs` beside named parameters only swallows old spellings: what is not
+    # named is not used. A bare (*args, **kwargs) wrapper says nothing: pass everything.
+    variadic = (inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL)
+    # The first parameter is the pipeline itself, whatever its name.
+    named = {name for name, p in list(parameters.items())[1:] if p.kind not in variadic}
+    if not named:
         return kwargs, []
-    kept = {k: v for k, v in kwargs.items() if k in parameters}
-    dropped = [k for k, v in kwargs.items() if k not in parameters and v is not None]
+    kept = {k: v for k, v in kwargs.items() if k in named}
+    dropped = [k for k, v in kwargs.items() if k not in named and v is not None]
     return kept, dropped
