@@ -81,6 +81,14 @@ MODELS: dict[str, ModelEntry] = {
             licence="Stability AI Community",
         ),
         ModelEntry(
+            "sdxl-refiner",
+            "stabilityai/stable-diffusion-xl-refiner-1.0",
+            "sdxl",
+            (1024, 1024),
+            "SDXL refiner 1.0: a second stage only (--refiner sdxl-refiner)",
+            download_gb=12.2,
+        ),
+        ModelEntry(
             "sd35-medium",
             "stabilityai/stable-diffusion-3.5-medium",
             "sd3",

@@ -79,6 +79,39 @@ def _tiny_sdxl(tokenizer_dir: Path) -> Any:
     )
 
 
+def _tiny_refiner(tokenizer_dir: Path) -> Any:
+    """SDXL's refiner layout: only the big text encoder, and an aesthetic score in the time ids."""
+    from diffusers import StableDiffusionXLImg2ImgPipeline, UNet2DConditionModel
+
+    base = _tiny_sdxl(tokenizer_dir)
+    unet = UNet2DConditionModel(
+        sample_size=128,
+        block_out_channels=(32, 64),
+        layers_per_block=1,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        attention_head_dim=(2, 4),
+        use_linear_projection=True,
+        addition_embed_type="text_time",
+        addition_time_embed_dim=8,
+        transformer_layers_per_block=(1, 1),
+        projection_class_embeddings_input_dim=72,  # 32 pooled + 5 * 8 time ids
+        cross_attention_dim=32,  # the second text encoder alone
+        norm_num_groups=32,
+    )
+    return StableDiffusionXLImg2ImgPipeline(
+        vae=base.vae,
+        text_encoder=None,
+        text_encoder_2=base.text_encoder_2,
+        tokenizer=None,
+        tokenizer_2=base.tokenizer_2,
+        unet=unet,
+        scheduler=base.scheduler,
+        requires_aesthetics_score=True,
+        force_zeros_for_empty_prompt=False,
+    )
+
+
 def _build(kind: str, tokenizer_dir: Path) -> Any:
     from sdtui.bench.flow_models import build_flux, build_sd3
 
@@ -90,6 +123,8 @@ def _build(kind: str, tokenizer_dir: Path) -> Any:
         return build_flux(tokenizer_dir, guidance_embeds=False)
     if kind == "sdxl":
         return _tiny_sdxl(tokenizer_dir)
+    if kind == "sdxl-refiner":
+        return _tiny_refiner(tokenizer_dir)
     raise ValueError(kind)
 
 

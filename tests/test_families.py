@@ -374,3 +374,58 @@ def test_an_unknown_pipeline_loads_plain_and_says_what_is_not_used(plain_model: 
     first = engine.generate(request)
     assert np.array_equal(_pixels(first), _pixels(engine.generate(request)))
     assert first.info["not_used"] == ["negative_prompt"]  # its __call__ takes none
+
+
+# -- SDXL's refiner as a second stage ------------------------------------------
+
+
+def test_sdxl_refiner_finishes_the_image_and_reproduces(
+    family_model: object, engines: dict[str, Engine], tmp_path: Path
+) -> None:
+    from sdtui.gallery import Gallery
+    from sdtui.gallery.metadata import read_metadata, read_text_chunks
+
+    base = family_model("sdxl")  # type: ignore[operator]
+    refiner = family_model("sdxl-refiner")  # type: ignore[operator]
+    engine = _engine(engines, base)
+    plain = _request(base, scheduler="Euler", steps=4, cfg=5)
+    refined = plain.replace(refiner=str(refiner), refiner_switch=0.5)
+    steps: list[tuple[int, int]] = []
+    first = engine.generate(refined, on_progress=lambda p: steps.append((p.step, p.total)))
+    assert steps == [(1, 2), (2, 2), (1, 2), (2, 2)]  # base half, then refiner half
+    second_stage = engine._refiner._pipe
+    assert second_stage.vae is engine.pipeline.vae  # shared, not loaded twice
+    assert second_stage.text_encoder_2 is engine.pipeline.text_encoder_2
+    again = engine.generate(refined)
+    assert np.array_equal(_pixels(first), _pixels(again))
+    assert not np.array_equal(_pixels(first), _pixels(engine.generate(plain)))
+    entry = Gallery(tmp_path / "gallery").save(first.images[0], first)
+    parameters = read_text_chunks(entry.path)[0]["parameters"]
+    assert f"Refiner: {refiner}" in parameters and "Refiner switch at: 0.5" in parameters
+    remix = read_metadata(entry.path).request()
+    assert (remix.refiner, remix.refiner_switch) == (str(refiner), 0.5)
+    assert np.array_equal(_pixels(engine.generate(remix)), _pixels(first))
+
+
+def test_a_refiner_after_a_non_sdxl_model_is_refused(
+    family_model: object, engines: dict[str, Engine]
+) -> None:
+    folder = family_model("sd3")  # type: ignore[operator]
+    engine = _engine(engines, folder)
+    request = _request(folder, refiner=str(family_model("sdxl-refiner")))  # type: ignore[operator]
+    with pytest.raises(ValidationError, match="runs after SDXL models"):
+        engine.generate(request)
+
+
+def test_generate_with_a_refiner_from_the_command_line(
+    family_model: object, gallery_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from PIL import Image
+
+    base, second = family_model("sdxl"), family_model("sdxl-refiner")  # type: ignore[operator]
+    lines, _ = _generate_json(
+        capsys, "a red boat", "--model", str(base), "--refiner", str(second),
+        "--refiner-switch", "0.6", "--steps", "3", "--width", "64", "--height", "64",
+    )  # fmt: skip
+    with Image.open(lines[0]["path"]) as image:
+        assert "Refiner switch at: 0.6" in image.text["parameters"]

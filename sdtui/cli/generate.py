@@ -42,6 +42,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--width", metavar="W", help="default: the model's native size")
     parser.add_argument("--height", metavar="H", help="default: the model's native size")
     parser.add_argument("--count", metavar="N", default="1", help="how many images (default 1)")
+    parser.add_argument(
+        "--refiner",
+        metavar="MODEL",
+        default="",
+        help="SDXL refiner as a second stage, e.g. sdxl-refiner (shares the base's VAE)",
+    )
+    parser.add_argument(
+        "--refiner-switch",
+        metavar="F",
+        default="0.8",
+        help="fraction of the steps the base model runs before the refiner (default 0.8)",
+    )
     common.add_gallery_argument(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON object per saved image")
     performance.add_performance_arguments(parser)
@@ -72,6 +84,8 @@ def build_request(args: argparse.Namespace, model: str) -> Any:
         "width": args.width if args.width is not None else native[0],
         "height": args.height if args.height is not None else native[1],
         "count": args.count,
+        "refiner": args.refiner or "",
+        "refiner_switch": args.refiner_switch,
     }
     if args.steps is not None:
         fields["steps"] = args.steps

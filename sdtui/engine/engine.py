@@ -21,7 +21,7 @@ from typing import Any
 
 from sdtui import families
 from sdtui.engine import device as devices
-from sdtui.engine import loader, pipeline_call
+from sdtui.engine import loader, pipeline_call, refiner
 from sdtui.errors import GenerationCancelled, OutOfMemoryError, SdtuiError, ValidationError
 from sdtui.params import MAX_SEED, GenerationRequest
 from sdtui.results import CancelToken, GeneratedImage, GenerationResult, StepProgress
@@ -93,6 +93,7 @@ class Engine:
         self._scheduler_config: Any = None
         # Source key -> parked pipeline, oldest first.
         self._parked: OrderedDict[tuple[Any, ...], _Parked] = OrderedDict()
+        self._refiner = refiner.RefinerStage()  # SDXL's optional second stage
 
     # -- loading -------------------------------------------------------------
 
@@ -124,6 +125,7 @@ class Engine:
             self._drop_pipeline()
 
     def _drop_pipeline(self) -> None:
+        self._refiner.clear()
         self._pipe = None
         self._loaded = None
         self._source_key = None
@@ -366,6 +368,7 @@ class Engine:
 
         pipe = self._pipe
         self.use_scheduler(request.scheduler)
+        second = self._refiner_for(request, loaded, on_status)
         options = self._performance_options()
         # VAE tiling/slicing depend on this request's size and count.
         performance.apply_request_settings(
@@ -405,7 +408,11 @@ class Engine:
                     output_type="pil",
                 ),
             )
+            if second is not None:
+                call.update(refiner.base_stage_kwargs(request))
             output = pipe(**call)
+            if second is not None:
+                output = refiner.refine(second, request, output.images, generator, callback)
             performance.mark_compiled(pipe)
             flagged = getattr(output, "nsfw_content_detected", None)
             if flagged and flagged[0]:
@@ -432,6 +439,25 @@ class Engine:
                 "not_used": not_taken,  # arguments a plain pipeline does not take
             },
         )
+
+    def _refiner_for(
+        self, request: GenerationRequest, loaded: LoadedModel, on_status: StatusCallback | None
+    ) -> Any:
+        """The refiner pipeline when the request names one (loaded on first use)."""
+        if not request.refiner:
+            return None
+        if loaded.family != "sdxl":
+            raise ValidationError(
+                "refiner", f"runs after SDXL models; {loaded.model_id} is {loaded.family}"
+            )
+        if on_status is not None:
+            on_status(f"refiner: {request.refiner}")
+        second = self._refiner.pipeline(
+            request.refiner, self._pipe, devices.torch_dtype(self.dtype), self.device,
+            self.allow_pickle,
+        )  # fmt: skip
+        self._refiner.use_scheduler(request.scheduler)
+        return second
 
     def _previewer(self, family: str) -> Any:
         if self.preview in ("off", "none", "", None):
