@@ -191,6 +191,7 @@ FAMILIES: dict[str, Family] = {
             7.0,
             "DPM++ 2M Karras",
             DDPM_SCHEDULERS,
+            SD_SHAPES,  # scaled to the model's native size
             taesd="madebyollin/taesd",
         ),
         Family(
@@ -332,14 +333,15 @@ TUNINGS: dict[str, Tuning] = {
 # SD 3.5 Large Turbo takes 4 steps rather than SDXL Turbo's 1.
 _FLOW_TURBO = Tuning("turbo", 4, 0.0, "Euler", FLOW_SCHEDULERS)
 _STEPS_IN_NAME = re.compile(r"(\d+)[-_ ]?steps?", re.IGNORECASE)
+# A tuning's name as a word of the id or file name: "Hyper-SDXL" yes, "hyperrealism" no.
+_TUNING_IN_NAME = re.compile(r"(?<![a-z])(schnell|lightning|hyper|turbo|lcm)(?![a-z])")
 
 
 def tuning_from_name(text: str, family: str) -> Tuning | None:
     """The few-step tuning a model id or file name announces, if any."""
     lower = text.lower()
-    for name in ("schnell", "lightning", "hyper", "turbo", "lcm"):
-        if name not in lower:
-            continue
+    for found in _TUNING_IN_NAME.finditer(lower):
+        name = found.group(1)
         if name == "schnell" and family != "flux":
             continue
         tuning = _FLOW_TURBO if name == "turbo" and family == "sd3" else TUNINGS[name]
@@ -484,7 +486,7 @@ def _presets(family: Family, native: Size) -> tuple[Size, ...]:
     shapes = family.size_presets
     if not shapes:
         return (native,)
-    if shapes == SD_SHAPES or family.name == "sd2":
+    if shapes == SD_SHAPES:
         # SD 1.x/2.x: the 512 shapes scaled to the model's own native size.
         scale = native[0] / 512
         scaled: list[Size] = []

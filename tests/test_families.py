@@ -429,3 +429,15 @@ def test_generate_with_a_refiner_from_the_command_line(
     )  # fmt: skip
     with Image.open(lines[0]["path"]) as image:
         assert "Refiner switch at: 0.6" in image.text["parameters"]
+
+
+def test_tuning_words_must_stand_alone_in_the_name() -> None:
+    assert families.tuning_from_name("someone/hyperrealism-xl", "sdxl") is None
+    assert families.tuning_from_name("/models/turbocharged_v2.safetensors", "sdxl") is None
+    assert families.tuning_from_name("/models/dreamshaperXL_lightning.safetensors", "sdxl")
+
+
+def test_sd2_presets_scale_with_its_native_size() -> None:
+    presets = families.model_defaults("sd2", (768, 768)).size_presets
+    assert presets[:3] == ((768, 768), (768, 1152), (1152, 768))
+    assert families.model_defaults("sd1", (512, 512)).size_presets[0] == (512, 512)
