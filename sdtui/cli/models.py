@@ -63,8 +63,7 @@ def run(args: argparse.Namespace) -> int:
     name_width = max(len(r["name"]) for r in rows)
     source_width = max(len(r["source"]) for r in rows)
     header = (
-        f"{'NAME':<{name_width}}  {'SOURCE':<{source_width}}  FAMILY  SIZE       "
-        "DOWNLOAD  GATED"
+        f"{'NAME':<{name_width}}  {'SOURCE':<{source_width}}  FAMILY  SIZE       DOWNLOAD  GATED"
     )
     print(header)
     for r in rows:
