@@ -79,3 +79,27 @@ async def test_demo_defaults_stay_as_before(model: str, demo_model_dir: Path) ->
             "25",
             "7",
         )
+
+
+async def test_switching_to_flux_in_the_form_uses_its_defaults_at_once(
+    demo_model_dir: Path, family_model: Any, gallery_dir: Path
+) -> None:
+    from helpers import gallery_pngs, wait_until
+    from PIL import Image
+
+    app = SdtuiApp(load_settings({"model": "demo"}))
+    async with app.run_test(size=SIZE) as pilot:
+        await idle(pilot, app)
+        app.params.set_value("model", str(family_model("sd3")))
+        app.params.set_value("steps", "2")  # typed by hand: kept
+        app.prompt_editor.text = "a red boat"
+        app.prompt_editor.focus()
+        await pilot.press("ctrl+g")
+        await wait_until(pilot, lambda: len(gallery_pngs(gallery_dir)) == 1)
+        await idle(pilot, app)
+        with Image.open(gallery_pngs(gallery_dir)[0]) as image:
+            parameters = image.text["parameters"]
+        # The demo's DPM++ 2M Karras and CFG 7 were defaults, not choices: SD 3's apply.
+        assert "Steps: 2, Sampler: Euler, CFG scale: 4.5" in parameters
+        assert (app.params.value("scheduler"), app.params.value("cfg")) == ("Euler", "4.5")
+        assert app.params.value("steps") == "2"

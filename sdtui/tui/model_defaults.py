@@ -15,6 +15,7 @@ import weakref
 from typing import Protocol
 
 from sdtui.families import CFG, NEGATIVE_PROMPT, ModelDefaults, get_family
+from sdtui.models import resolve_model_name
 from sdtui.schedulers import DEFAULT_SCHEDULER, canonical_scheduler, scheduler_names
 
 # What the form shows before any model is loaded (as ParamsPane composes it).
@@ -46,6 +47,13 @@ def loaded_presets(model: str) -> list[tuple[int, int]] | None:
 def scheduler_choices(model: str) -> list[str]:
     """The samplers that fit `model` (every sampler until it has been loaded)."""
     return _schedulers.get(_key(model)) or scheduler_names()
+
+
+def _form_start(model: str) -> dict[str, str]:
+    """What ParamsPane shows when it is made for `model` (sizes from the short-name table)."""
+    entry = resolve_model_name(model).entry
+    width, height = entry.native_size if entry else (512, 512)
+    return {**_FORM_START, "width": str(width), "height": str(height)}
 
 
 def _values(defaults: ModelDefaults) -> dict[str, str]:
@@ -80,11 +88,7 @@ def apply_model_defaults(form: Form, model: str, defaults: ModelDefaults | None)
     if defaults.schedulers:
         _schedulers[_key(model)] = list(defaults.schedulers)
     # Before the first load the form shows its start values and the short-name table's size.
-    shown = _shown.get(form) or {
-        **_FORM_START,
-        "width": form.value("width"),
-        "height": form.value("height"),
-    }
+    shown = _shown.get(form) or _form_start(model)
     new = _values(defaults)
     notices: list[str] = []
     for name, value in new.items():

@@ -93,10 +93,12 @@ class JobRunner:
 
     def run(self, job: Job, post: Post) -> None:
         try:
+            # A value still equal to the previous model's default follows the new model.
+            previous = self.loaded_defaults
             if job.is_load or job.model != self.loaded_model:
                 self._load(job, post)
             if job.request is not None:
-                self._generate(job, post)
+                self._generate(job, post, previous)
         except GenerationCancelled:
             post(JobCancelled(job.id))
         except SdtuiError as exc:
@@ -128,10 +130,10 @@ class JobRunner:
             )
         )
 
-    def _generate(self, job: Job, post: Post) -> None:
+    def _generate(self, job: Job, post: Post, previous: Any = None) -> None:
         assert job.request is not None
         started = time.monotonic()
-        request = self._fit(job, post)
+        request = self._fit(job, post, previous)
         result = self.engine.get().generate(
             request,
             on_progress=lambda p: post(JobProgress(job.id, p)),
@@ -145,14 +147,23 @@ class JobRunner:
         if error is not None:
             post(SaveFailed(job.id, error.message, error.hint, len(self.unsaved)))
 
-    def _fit(self, job: Job, post: Post) -> Any:
-        """The job's request with what the loaded model cannot use replaced (and said)."""
+    def _fit(self, job: Job, post: Post, previous: Any = None) -> Any:
+        """The job's request fitted to the loaded model, with notices of what changed.
+
+        Fields still holding `previous` (the last model's defaults) were not set
+        by hand: they take the loaded model's. Others stay unless it cannot use them.
+        """
         from sdtui.families import FOLLOWING_FIELDS, fit_request
 
         defaults = self.loaded_defaults
         if defaults is None:
             return job.request
-        request, notices = fit_request(job.request, defaults, set(FOLLOWING_FIELDS))
+        set_by_user = {
+            name
+            for name in FOLLOWING_FIELDS
+            if previous is None or getattr(job.request, name) != getattr(previous, name)
+        }
+        request, notices = fit_request(job.request, defaults, set_by_user)
         for notice in notices:
             post(JobStatus(job.id, notice))
         return request
