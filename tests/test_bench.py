@@ -193,3 +193,16 @@ def test_flow_architectures_have_the_real_models_sizes(arch: str, tmp_path: Path
     for name, expected in FLOW_SIZES[arch].items():
         assert sizes[name] == pytest.approx(expected, abs=0.1), name
     assert sizes["vae"] == pytest.approx(83.8, abs=0.1)  # the 16-channel VAE
+
+
+@pytest.mark.parametrize(("arch", "family"), [("flux-tiny", "flux"), ("sd3-tiny", "sd3")])
+def test_tiny_flow_architectures_bench_against_plain_diffusers(
+    arch: str, family: str, session_cache_dir: Path
+) -> None:
+    config = runner.BenchConfig(arch=arch, steps=2, repeats=1, tui=False, modes=("vae-slicing",))
+    report = runner.run_benchmark(config)
+    assert (report["family"], report["scheduler"], report["size"]) == (family, "Euler", "64x64")
+    assert report["engine"]["same_image_as_plain"] is True
+    assert report["engine_previews"]["preview_frames"] >= 1
+    assert report["preview_cost"]["ms_per_frame"] > 0  # 16-channel (and packed) latents
+    assert report["fast_paths"]["vae-slicing"]["status"] == "measured"
