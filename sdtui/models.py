@@ -12,9 +12,19 @@ from dataclasses import dataclass
 class ModelEntry:
     name: str
     source: str  # hub id, or "builtin:demo"
-    family: str  # "sd1", "sd2", "sdxl", "demo"
+    family: str  # "sd1", "sd2", "sdxl", "sd3", "flux", "demo"
     native_size: tuple[int, int]
     description: str
+    # Gated repos need a hub token of an account that accepted the model's licence.
+    gated: bool = False
+    download_gb: float = 0.0  # about what the diffusers weights take on disk
+    licence: str = ""
+
+
+GATED_HINT = (
+    "accept the licence on the model's huggingface.co page while logged in, then "
+    "`hf auth login` (or set HF_TOKEN) on this machine"
+)
 
 
 DEMO_SOURCE = "builtin:demo"
@@ -35,6 +45,7 @@ MODELS: dict[str, ModelEntry] = {
             "sd1",
             (512, 512),
             "Stable Diffusion 1.5",
+            download_gb=5.2,
         ),
         ModelEntry(
             "sd21",
@@ -42,6 +53,7 @@ MODELS: dict[str, ModelEntry] = {
             "sd2",
             (768, 768),
             "Stable Diffusion 2.1 (community copy)",
+            download_gb=5.2,
         ),
         ModelEntry(
             "sd21-base",
@@ -49,6 +61,7 @@ MODELS: dict[str, ModelEntry] = {
             "sd2",
             (512, 512),
             "Stable Diffusion 2.1 base (community copy)",
+            download_gb=5.2,
         ),
         ModelEntry(
             "sdxl",
@@ -56,6 +69,73 @@ MODELS: dict[str, ModelEntry] = {
             "sdxl",
             (1024, 1024),
             "Stable Diffusion XL base 1.0",
+            download_gb=13.9,
+        ),
+        ModelEntry(
+            "sdxl-turbo",
+            "stabilityai/sdxl-turbo",
+            "sdxl",
+            (512, 512),
+            "SDXL Turbo: one step, no guidance",
+            download_gb=13.9,
+            licence="Stability AI Community",
+        ),
+        ModelEntry(
+            "sdxl-refiner",
+            "stabilityai/stable-diffusion-xl-refiner-1.0",
+            "sdxl",
+            (1024, 1024),
+            "SDXL refiner 1.0: a second stage only (--refiner sdxl-refiner)",
+            download_gb=12.2,
+        ),
+        ModelEntry(
+            "sd35-medium",
+            "stabilityai/stable-diffusion-3.5-medium",
+            "sd3",
+            (1024, 1024),
+            "Stable Diffusion 3.5 Medium (2.5B transformer)",
+            gated=True,
+            download_gb=16.0,
+            licence="Stability AI Community",
+        ),
+        ModelEntry(
+            "sd35-large",
+            "stabilityai/stable-diffusion-3.5-large",
+            "sd3",
+            (1024, 1024),
+            "Stable Diffusion 3.5 Large (8B transformer)",
+            gated=True,
+            download_gb=28.0,
+            licence="Stability AI Community",
+        ),
+        ModelEntry(
+            "sd35-large-turbo",
+            "stabilityai/stable-diffusion-3.5-large-turbo",
+            "sd3",
+            (1024, 1024),
+            "Stable Diffusion 3.5 Large Turbo: 4 steps, no guidance",
+            gated=True,
+            download_gb=28.0,
+            licence="Stability AI Community",
+        ),
+        ModelEntry(
+            "flux-schnell",
+            "black-forest-labs/FLUX.1-schnell",
+            "flux",
+            (1024, 1024),
+            "FLUX.1 schnell: 4 steps, no guidance (12B transformer)",
+            download_gb=34.0,
+            licence="Apache-2.0",
+        ),
+        ModelEntry(
+            "flux-dev",
+            "black-forest-labs/FLUX.1-dev",
+            "flux",
+            (1024, 1024),
+            "FLUX.1 dev: distilled guidance, no negative prompt (12B transformer)",
+            gated=True,
+            download_gb=34.0,
+            licence="FLUX.1 dev non-commercial",
         ),
     )
 }

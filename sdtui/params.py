@@ -24,6 +24,7 @@ CFG_RANGE = (0.0, 30.0)
 SIZE_RANGE = (64, 2048)
 SIZE_MULTIPLE = 8
 COUNT_RANGE = (1, 64)
+REFINER_SWITCH_RANGE = (0.01, 0.99)
 MAX_PROMPT_CHARS = 20_000
 
 # Newline and tab are part of normal prompts; every other control character
@@ -115,6 +116,9 @@ class GenerationRequest:
     height: int = 512
     count: int = 1
     extras: tuple[tuple[str, str], ...] = field(default=())
+    # SDXL's second stage: a refiner model takes over at this fraction of the steps.
+    refiner: str = ""
+    refiner_switch: float = 0.8
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__  # frozen: normalise through the back door once
@@ -136,6 +140,12 @@ class GenerationRequest:
         set_(self, "width", _check_size("width", self.width))
         set_(self, "height", _check_size("height", self.height))
         set_(self, "count", _check_int("count", self.count, *COUNT_RANGE))
+        set_(self, "refiner", _check_text("refiner", self.refiner).strip())
+        set_(
+            self,
+            "refiner_switch",
+            _check_float("refiner switch", self.refiner_switch, *REFINER_SWITCH_RANGE),
+        )
         extras = self.extras.items() if isinstance(self.extras, Mapping) else self.extras
         try:
             pairs = tuple((str(k), str(v)) for k, v in extras)
@@ -254,7 +264,21 @@ def parse_parameters(text: str) -> ParsedParameters:
 
 
 # Keys we write ourselves; everything else in `settings` is kept as an extra.
-_OWN_KEYS = ("Steps", "Sampler", "Schedule type", "CFG scale", "Seed", "Size", "Model")
+_OWN_KEYS = (
+    "Steps",
+    "Sampler",
+    "Schedule type",
+    "CFG scale",
+    "Seed",
+    "Size",
+    "Model",
+    "Refiner",
+    "Refiner switch at",
+)
+# A1111 writes the refiner as "name [hash]".
+_HASH_SUFFIX = re.compile(r"\s*\[[0-9a-fA-F]{6,}\]$")
+# Forge's name for FLUX's distilled guidance; its `CFG scale` is then 1 (no CFG pass).
+DISTILLED_CFG_KEY = "Distilled CFG Scale"
 
 
 def format_parameters(request: GenerationRequest, seed: int | None = None) -> str:
@@ -263,11 +287,15 @@ def format_parameters(request: GenerationRequest, seed: int | None = None) -> st
     pairs: list[tuple[str, str]] = [
         ("Steps", str(request.steps)),
         ("Sampler", request.scheduler),
-        ("CFG scale", f"{request.cfg:g}"),
+        # With distilled guidance the guidance is written under its own key, as Forge does.
+        ("CFG scale", "1" if DISTILLED_CFG_KEY in dict(request.extras) else f"{request.cfg:g}"),
     ]
     if seed is not None:
         pairs.append(("Seed", str(seed)))
     pairs += [("Size", f"{request.width}x{request.height}"), ("Model", request.model)]
+    if request.refiner:
+        switch = f"{request.refiner_switch:g}"
+        pairs += [("Refiner", request.refiner), ("Refiner switch at", switch)]
     pairs += [(k, v) for k, v in request.extras if k not in _OWN_KEYS]
     lines = [request.prompt]
     if request.negative_prompt:
@@ -299,6 +327,8 @@ def request_from_parameters(text: str, **overrides: Any) -> GenerationRequest:
         fields["scheduler"] = sampler
     if "CFG scale" in s:
         fields["cfg"] = s["CFG scale"]
+    if DISTILLED_CFG_KEY in s:
+        fields["cfg"] = s[DISTILLED_CFG_KEY]
     if "Seed" in s:
         fields["seed"] = s["Seed"]
     if "Size" in s:
@@ -306,6 +336,10 @@ def request_from_parameters(text: str, **overrides: Any) -> GenerationRequest:
         fields["width"], fields["height"] = width, height
     if "Model" in s:
         fields["model"] = s["Model"]
+    if s.get("Refiner"):
+        fields["refiner"] = _HASH_SUFFIX.sub("", s["Refiner"])
+        if "Refiner switch at" in s:
+            fields["refiner_switch"] = s["Refiner switch at"]
     fields["extras"] = tuple((k, v) for k, v in s.items() if k not in _OWN_KEYS)
     fields.update(overrides)
     return GenerationRequest(**fields)

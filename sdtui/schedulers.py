@@ -17,11 +17,15 @@ class SchedulerSpec:
 
 
 _KARRAS = {"use_karras_sigmas": True}
+_EXPONENTIAL = {"use_exponential_sigmas": True}
+_TRAILING = {"timestep_spacing": "trailing"}
 
 SCHEDULERS: dict[str, SchedulerSpec] = {
     spec.name: spec
     for spec in (
         SchedulerSpec("Euler", "EulerDiscreteScheduler"),
+        SchedulerSpec("Euler Karras", "EulerDiscreteScheduler", _KARRAS),
+        SchedulerSpec("Euler Exponential", "EulerDiscreteScheduler", _EXPONENTIAL),
         SchedulerSpec("Euler a", "EulerAncestralDiscreteScheduler"),
         SchedulerSpec("DPM++ 2M", "DPMSolverMultistepScheduler"),
         SchedulerSpec("DPM++ 2M Karras", "DPMSolverMultistepScheduler", _KARRAS),
@@ -46,6 +50,21 @@ SCHEDULERS: dict[str, SchedulerSpec] = {
         SchedulerSpec("DEIS", "DEISMultistepScheduler"),
         SchedulerSpec("UniPC", "UniPCMultistepScheduler"),
         SchedulerSpec("LCM", "LCMScheduler"),
+        SchedulerSpec("TCD", "TCDScheduler"),
+        # Trailing spacing starts at the last timestep, as few-step models were distilled.
+        SchedulerSpec("Euler trailing", "EulerDiscreteScheduler", _TRAILING),
+        SchedulerSpec("Euler a trailing", "EulerAncestralDiscreteScheduler", _TRAILING),
+        SchedulerSpec("DDIM trailing", "DDIMScheduler", _TRAILING),
+    )
+}
+
+# Flow-matching models (SD 3, FLUX) know the same names through their own scheduler.
+FLOW_SCHEDULERS: dict[str, SchedulerSpec] = {
+    spec.name: spec
+    for spec in (
+        SchedulerSpec("Euler", "FlowMatchEulerDiscreteScheduler"),
+        SchedulerSpec("Euler Karras", "FlowMatchEulerDiscreteScheduler", _KARRAS),
+        SchedulerSpec("Euler Exponential", "FlowMatchEulerDiscreteScheduler", _EXPONENTIAL),
     )
 }
 
@@ -73,6 +92,10 @@ _ALIASES = {
     "ddim": "DDIM",
     "plms": "PNDM",
     "lcm": "LCM",
+    "tcd": "TCD",
+    "euler_karras": "Euler Karras",
+    # Forge writes "Euler" with "Schedule type: Simple" for flow models.
+    "euler simple": "Euler",
 }
 
 
@@ -88,3 +111,25 @@ def canonical_scheduler(name: object) -> str:
 
 def scheduler_names() -> list[str]:
     return list(SCHEDULERS)
+
+
+def scheduler_name_for(config: Any) -> str | None:
+    """Our name for the scheduler a pipeline ships with (from its config), if it has one."""
+    class_name = str(config.get("_class_name", "")) if hasattr(config, "get") else ""
+    for table in (FLOW_SCHEDULERS, SCHEDULERS):
+        for spec in table.values():
+            if spec.class_name != class_name:
+                continue
+            if all(config.get(k) == v for k, v in spec.options.items()):
+                return spec.name
+    return None
+
+
+def scheduler_spec(name: str, flow_matching: bool = False) -> SchedulerSpec:
+    """The diffusers class and options for `name` on a DDPM-family or a flow-matching model."""
+    name = canonical_scheduler(name)
+    table = FLOW_SCHEDULERS if flow_matching else SCHEDULERS
+    if name not in table:
+        kind = "flow-matching" if flow_matching else "this"
+        raise KeyError(f"{name} does not run on {kind} models; choose one of: {', '.join(table)}")
+    return table[name]

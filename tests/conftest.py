@@ -46,3 +46,11 @@ def isolated_dirs(tmp_path: Path, session_cache_dir: Path, monkeypatch: pytest.M
 @pytest.fixture
 def gallery_dir(isolated_dirs: Path) -> Path:
     return isolated_dirs / "gallery"
+
+
+@pytest.fixture(scope="session")
+def family_model(session_cache_dir: Path):  # noqa: ANN201 - returns a builder
+    """`family_model("sd3" | "flux" | "flux-schnell" | "sdxl")`: a tiny folder of that family."""
+    from family_models import model_folder
+
+    return lambda kind: model_folder(kind, session_cache_dir)

@@ -169,3 +169,40 @@ def test_bench_module_imports_nothing_heavy() -> None:
     code = "import sys, sdtui.cli.bench; print('torch' in sys.modules, 'diffusers' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.split() == ["False", "False"]
+
+
+# Parameters of SD 3.5 and FLUX.1 (millions), as their model cards and diffusers count them.
+FLOW_SIZES = {
+    "sd35": {"transformer": 8056.6, "text_encoder_3": 4762.3, "text_encoder_2": 694.7},
+    "sd35-medium": {"transformer": 2243.2, "text_encoder_3": 4762.3, "text_encoder_2": 694.7},
+    "flux": {"transformer": 11901.4, "text_encoder_2": 4762.3, "text_encoder": 123.1},
+}
+
+
+@pytest.mark.parametrize("arch", sorted(FLOW_SIZES))
+def test_flow_architectures_have_the_real_models_sizes(arch: str, tmp_path: Path) -> None:
+    import torch
+
+    from sdtui.bench.architectures import _BUILDERS
+    from sdtui.bench.flow_models import parameter_counts
+
+    with torch.device("meta"):  # shapes only: nothing is allocated
+        pipe = _BUILDERS[arch](tmp_path)
+    assert next(pipe.transformer.parameters()).device.type == "meta"
+    sizes = {name: count / 1e6 for name, count in parameter_counts(pipe).items()}
+    for name, expected in FLOW_SIZES[arch].items():
+        assert sizes[name] == pytest.approx(expected, abs=0.1), name
+    assert sizes["vae"] == pytest.approx(83.8, abs=0.1)  # the 16-channel VAE
+
+
+@pytest.mark.parametrize(("arch", "family"), [("flux-tiny", "flux"), ("sd3-tiny", "sd3")])
+def test_tiny_flow_architectures_bench_against_plain_diffusers(
+    arch: str, family: str, session_cache_dir: Path
+) -> None:
+    config = runner.BenchConfig(arch=arch, steps=2, repeats=1, tui=False, modes=("vae-slicing",))
+    report = runner.run_benchmark(config)
+    assert (report["family"], report["scheduler"], report["size"]) == (family, "Euler", "64x64")
+    assert report["engine"]["same_image_as_plain"] is True
+    assert report["engine_previews"]["preview_frames"] >= 1
+    assert report["preview_cost"]["ms_per_frame"] > 0  # 16-channel (and packed) latents
+    assert report["fast_paths"]["vae-slicing"]["status"] == "measured"

@@ -71,16 +71,29 @@ def test_models_lists_names_cache_state_and_moved_ids(
 ):
     monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "hub"))
     assert main(["models", "--json"]) == 0
-    data = json.loads(capsys.readouterr().out)
-    rows = {row["name"]: row for row in data["models"]}
+    lines = capsys.readouterr().out.splitlines()
+    rows = {row["name"]: row for row in map(json.loads, lines)}
+    assert len(rows) == len(lines)  # one object per line
     assert rows["demo"]["cached"] is True  # built by the fixture in the cache folder
     assert rows["sd15"]["cached"] is False
-    assert rows["sd15"]["source"] == "stable-diffusion-v1-5/stable-diffusion-v1-5"
+    assert rows["sd15"]["id"] == "stable-diffusion-v1-5/stable-diffusion-v1-5"
     assert rows["sdxl"]["family"] == "sdxl" and rows["sdxl"]["native_size"] == [1024, 1024]
-    assert data["moved"]["runwayml/stable-diffusion-v1-5"].startswith("stable-diffusion-v1-5/")
+    assert "runwayml/stable-diffusion-v1-5" in rows["sd15"]["moved_from"]
+    for name, family, gated in [
+        ("flux-schnell", "flux", False),
+        ("flux-dev", "flux", True),
+        ("sd35-medium", "sd3", True),
+        ("sd35-large", "sd3", True),
+        ("sd35-large-turbo", "sd3", True),
+        ("sdxl-turbo", "sdxl", False),
+    ]:
+        row = rows[name]
+        assert (row["family"], row["gated"]) == (family, gated)
+        assert row["id"].count("/") == 1 and row["download_gb"] > 1
     assert main(["models"]) == 0
     text = capsys.readouterr().out
     assert "sd21-base" in text and "runwayml/stable-diffusion-v1-5 ->" in text
+    assert "~34 GB" in text and "accept the licence" in text and "HF_TOKEN" in text
 
 
 def test_models_sees_a_cached_hub_snapshot(tmp_path: Path, capsys, monkeypatch):
@@ -93,5 +106,5 @@ def test_models_sees_a_cached_hub_snapshot(tmp_path: Path, capsys, monkeypatch):
     (refs / "main").write_text("abc")
     monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(hub))
     assert main(["models", "--json"]) == 0
-    rows = {row["name"]: row for row in json.loads(capsys.readouterr().out)["models"]}
+    rows = {row["name"]: row for row in map(json.loads, capsys.readouterr().out.splitlines())}
     assert rows["sdxl"]["cached"] is True and rows["sd15"]["cached"] is False

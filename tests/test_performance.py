@@ -153,8 +153,10 @@ def test_memory_steps_go_from_tiling_to_offload_to_smaller_size() -> None:
     hint = next_memory_step(PerformanceOptions(vae_tiling="on"), 768, 768, 1)
     assert "--offload model" in hint
     hint = next_memory_step(PerformanceOptions(vae_tiling="on", offload="model"), 768, 768, 1)
-    assert "--offload sequential" in hint
-    last = PerformanceOptions(vae_tiling="on", offload="sequential")
+    assert "--quantize int8" in hint
+    quantized = PerformanceOptions(vae_tiling="on", offload="model", quantize="int8")
+    assert "--offload sequential" in next_memory_step(quantized, 768, 768, 1)
+    last = PerformanceOptions(vae_tiling="on", offload="sequential", quantize="int8")
     hint = next_memory_step(last, 1024, 768, 2)
     assert "lower the size" in hint and "--size 704x512" in hint and "fewer images" in hint
     # Auto tiling is already on for very large images: skip to offload.

@@ -169,7 +169,39 @@ def test_taesd_decodes_when_it_is_cached(monkeypatch: pytest.MonkeyPatch) -> Non
 
 
 def test_latents_of_another_shape_switch_previews_off_without_failing() -> None:
-    previewer = make_previewer("sd3", max_fps=1000.0)
+    # 16-channel (SD 3-like) latents reaching an SD 1.x previewer do not fit its projection.
+    previewer = make_previewer("sd1", max_fps=1000.0)
     assert previewer(torch.zeros(1, 16, 8, 8), 1, 4) is None
     assert "previews off" in previewer.note
     assert previewer(torch.zeros(1, 16, 8, 8), 2, 4) is None
+
+
+def test_flux_packed_latents_unpack_to_the_image_grid() -> None:
+    # 16 channels, a 4x6 latent image packed 2x2 into 2x3 = 6 tokens of 64 values.
+    latents = torch.arange(16 * 4 * 6, dtype=torch.float32).reshape(1, 16, 4, 6)
+    packed = latents.reshape(1, 16, 2, 2, 3, 2).permute(0, 2, 4, 1, 3, 5).reshape(1, 6, 64)
+    unpacked = preview.unpack_latents(packed, image_size=(48, 32))
+    assert torch.equal(unpacked, latents)
+    image = latents_to_rgb(packed, "flux", upscale=1, image_size=(48, 32))
+    assert image.size == (6, 4)
+
+
+def test_taesd_for_flux_gets_unpacked_unscaled_latents(monkeypatch: pytest.MonkeyPatch) -> None:
+    from types import SimpleNamespace
+
+    seen = []
+
+    class FakeTiny:
+        config = SimpleNamespace(scaling_factor=2.0, shift_factor=0.5)
+
+        def decode(self, latents):  # noqa: ANN001, ANN201
+            seen.append(latents.clone())
+            return SimpleNamespace(sample=torch.zeros(1, 3, 32, 48))
+
+    monkeypatch.setattr(preview, "load_taesd", lambda family, device, dtype: FakeTiny())
+    previewer = Previewer("flux", "taesd", max_fps=1000.0)
+    previewer.image_size = (48, 32)
+    frame = previewer(torch.ones(1, 6, 64), 1, 4)
+    assert frame is not None and frame.size == (48, 32)
+    assert seen[0].shape == (1, 16, 4, 6)
+    assert torch.allclose(seen[0], torch.full((1, 16, 4, 6), 1.0))  # 1 / 2 + 0.5

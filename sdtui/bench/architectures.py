@@ -1,7 +1,9 @@
 """Real Stable Diffusion architectures with random weights, for benchmarks without a download.
 
-The layer sizes are those of the published models (SD 1.5, SD 2.1, SDXL base),
-so a step costs what it costs with the real weights; the pictures are noise.
+The layer sizes are those of the published models (SD 1.5, SD 2.1, SDXL base,
+SD 3.5 Large and Medium, FLUX.1 dev), so a step costs what it costs with the
+real weights; the pictures are noise. `sd3-tiny` and `flux-tiny` keep the
+SD 3 / FLUX pipelines whole at a size a CPU runs in milliseconds.
 Each pipeline is built once, saved as an ordinary diffusers folder in the
 cache, and then loaded through the same code as any model.
 """
@@ -14,10 +16,31 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from sdtui.bench import flow_models
 from sdtui.engine.demo import demo_model_folder, write_tokenizer_files
 
-ARCHITECTURES = ("demo", "sd15", "sd21", "sdxl")
-NATIVE_SIZE = {"demo": 64, "sd15": 512, "sd21": 768, "sdxl": 1024}
+ARCHITECTURES = (
+    "demo",
+    "sd15",
+    "sd21",
+    "sdxl",
+    "sd35",
+    "sd35-medium",
+    "flux",
+    "sd3-tiny",
+    "flux-tiny",
+)
+NATIVE_SIZE = {
+    "demo": 64,
+    "sd15": 512,
+    "sd21": 768,
+    "sdxl": 1024,
+    "sd35": 1024,
+    "sd35-medium": 1024,
+    "flux": 1024,
+    "sd3-tiny": 64,
+    "flux-tiny": 64,
+}
 CLIP_VOCAB_SIZE = 49408  # the real CLIP vocabulary: the embedding tables have their real size
 _MAX_TOKENS = 77
 
@@ -209,7 +232,28 @@ def build_sdxl(tokenizer_dir: Path) -> Any:
     )
 
 
-_BUILDERS = {"sd15": build_sd15, "sd21": build_sd21, "sdxl": build_sdxl}
+def build_sd35(tokenizer_dir: Path) -> Any:
+    return flow_models.build_sd3(tokenizer_dir, tiny=False, config=flow_models.SD35_LARGE)
+
+
+def build_sd35_medium(tokenizer_dir: Path) -> Any:
+    return flow_models.build_sd3(tokenizer_dir, tiny=False, config=flow_models.SD35_MEDIUM)
+
+
+def build_flux(tokenizer_dir: Path) -> Any:
+    return flow_models.build_flux(tokenizer_dir, tiny=False)
+
+
+_BUILDERS = {
+    "sd15": build_sd15,
+    "sd21": build_sd21,
+    "sdxl": build_sdxl,
+    "sd35": build_sd35,
+    "sd35-medium": build_sd35_medium,
+    "flux": build_flux,
+    "sd3-tiny": flow_models.build_sd3,
+    "flux-tiny": flow_models.build_flux,
+}
 
 
 def build_pipeline(arch: str, seed: int = 0) -> Any:
@@ -233,7 +277,8 @@ def architecture_folder(arch: str, cache_dir: Path) -> Path:
     import torch
 
     pipe = build_pipeline(arch)
-    pipe.to(torch.float16)  # half the disk; loading casts to the dtype asked for
+    if not arch.endswith("-tiny"):
+        pipe.to(torch.float16)  # half the disk; loading casts to the dtype asked for
     folder.parent.mkdir(parents=True, exist_ok=True)
     # Save beside the final folder and rename, so an interrupted build leaves nothing half-made.
     staging = Path(tempfile.mkdtemp(prefix=f".{arch}-", dir=folder.parent))

@@ -205,6 +205,7 @@ class Benchmark:
         native = NATIVE_SIZE.get(config.arch or "", loaded.native_size[0])
         width = config.width or native
         height = config.height or native
+        defaults = loaded.defaults
         self.request = GenerationRequest(
             prompt=config.prompt,
             model=model,
@@ -212,6 +213,8 @@ class Benchmark:
             width=width,
             height=height,
             seed=config.seed,
+            # The model's own sampler and guidance (flow matching for SD 3 / FLUX).
+            **({"scheduler": defaults.scheduler, "cfg": defaults.cfg} if defaults else {}),
         )
         report: dict[str, Any] = {
             "arch": config.arch if config.model is None else None,
@@ -282,18 +285,24 @@ class Benchmark:
         import torch
 
         from sdtui.engine.preview import latents_to_rgb
+        from sdtui.families import get_family
 
         pipe = self.engine.pipeline
+        family = self.engine.loaded.family
         factor = getattr(pipe, "vae_scale_factor", 8)
+        channels = get_family(family).latent_channels
         latents = torch.randn(
             1,
-            4,
+            channels,
             self.request.height // factor,
             self.request.width // factor,
             device=self.engine.device,
-            dtype=pipe.unet.dtype,
+            dtype=_denoiser(pipe).dtype,
         )
-        family = self.engine.loaded.family
+        if get_family(family).packed_latents:  # as FLUX hands them to the step callback
+            h, w = latents.shape[-2:]
+            latents = latents.reshape(1, channels, h // 2, 2, w // 2, 2).permute(0, 2, 4, 1, 3, 5)
+            latents = latents.reshape(1, (h // 2) * (w // 2), channels * 4)
         latents_to_rgb(latents, family)  # first call pays for lazy imports
         times = []
         for _ in range(20):
@@ -363,6 +372,12 @@ class Benchmark:
         return result
 
 
+def _denoiser(pipe: Any) -> Any:
+    """The UNet, or the transformer of SD 3 / FLUX."""
+    unet = getattr(pipe, "unet", None)
+    return unet if unet is not None else pipe.transformer
+
+
 class _FastPath:
     """Turns one fast path on and back off on a loaded pipeline."""
 
@@ -376,10 +391,10 @@ class _FastPath:
 
         pipe = self.pipe
         if mode == "classic-attention":
-            for module in (pipe.unet, pipe.vae):
+            for module in (_denoiser(pipe), pipe.vae):
                 _set_attention(module, "classic")
         elif mode == "channels-last":
-            for module in (pipe.unet, pipe.vae):
+            for module in (_denoiser(pipe), pipe.vae):
                 module.to(memory_format=torch.channels_last)
         elif mode == "vae-tiling":
             pipe.vae.enable_tiling()
@@ -392,9 +407,9 @@ class _FastPath:
         elif mode == "compile":
             # Keep the compiled function across rounds so it compiles once.
             if self._compiled is None:
-                pipe.unet.compile(mode="max-autotune-no-cudagraphs")
-                self._compiled = pipe.unet._compiled_call_impl
-            pipe.unet._compiled_call_impl = self._compiled
+                _denoiser(pipe).compile(mode="max-autotune-no-cudagraphs")
+                self._compiled = _denoiser(pipe)._compiled_call_impl
+            _denoiser(pipe)._compiled_call_impl = self._compiled
         else:
             raise ValueError(f"unknown fast path {mode!r}")
 
@@ -403,10 +418,10 @@ class _FastPath:
 
         pipe = self.pipe
         if mode == "classic-attention":
-            for module in (pipe.unet, pipe.vae):
+            for module in (_denoiser(pipe), pipe.vae):
                 _set_attention(module, "sdpa")
         elif mode == "channels-last":
-            for module in (pipe.unet, pipe.vae):
+            for module in (_denoiser(pipe), pipe.vae):
                 module.to(memory_format=torch.contiguous_format)
         elif mode == "vae-tiling":
             pipe.vae.disable_tiling()
@@ -416,7 +431,7 @@ class _FastPath:
             pipe.remove_all_hooks()
             pipe.to(self.device)
         elif mode == "compile":
-            pipe.unet._compiled_call_impl = None
+            _denoiser(pipe)._compiled_call_impl = None
 
     def note(self, mode: str, request: GenerationRequest) -> str:
         if mode == "vae-tiling":

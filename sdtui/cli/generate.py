@@ -31,15 +31,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="DIR",
         help="diffusers folder describing a single-file checkpoint (so it loads offline)",
     )
-    parser.add_argument("--scheduler", metavar="NAME", help="sampler, e.g. 'Euler a', 'DDIM'")
-    parser.add_argument("--steps", metavar="N", help="denoising steps (default 25)")
-    parser.add_argument("--cfg", metavar="F", help="guidance scale (default 7)")
+    parser.add_argument(
+        "--scheduler", metavar="NAME", help="sampler, e.g. 'Euler a', 'DDIM' (default: the model's)"
+    )
+    parser.add_argument("--steps", metavar="N", help="denoising steps (default: the model's)")
+    parser.add_argument("--cfg", metavar="F", help="guidance scale (default: the model's)")
     parser.add_argument(
         "--seed", metavar="N", help="seed of the first image; images after it use N+1, N+2, ..."
     )
     parser.add_argument("--width", metavar="W", help="default: the model's native size")
     parser.add_argument("--height", metavar="H", help="default: the model's native size")
     parser.add_argument("--count", metavar="N", default="1", help="how many images (default 1)")
+    parser.add_argument(
+        "--refiner",
+        metavar="MODEL",
+        default="",
+        help="SDXL refiner as a second stage, e.g. sdxl-refiner (shares the base's VAE)",
+    )
+    parser.add_argument(
+        "--refiner-switch",
+        metavar="F",
+        default="0.8",
+        help="fraction of the steps the base model runs before the refiner (default 0.8)",
+    )
     common.add_gallery_argument(parser)
     common.add_addon_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON object per saved image")
@@ -56,7 +70,7 @@ def _seed(text: str | None) -> str | None:
 
 
 def build_request(args: argparse.Namespace, model: str) -> Any:
-    """The validated request; sizes not given come from the model table (or 512 for now)."""
+    """The validated request; what is not given follows the loaded model later (`follow_model`)."""
     from sdtui.models import resolve_model_name
     from sdtui.params import GenerationRequest
     from sdtui.schedulers import DEFAULT_SCHEDULER
@@ -72,6 +86,8 @@ def build_request(args: argparse.Namespace, model: str) -> Any:
         "width": args.width if args.width is not None else native[0],
         "height": args.height if args.height is not None else native[1],
         "count": args.count,
+        "refiner": args.refiner or "",
+        "refiner_switch": args.refiner_switch,
     }
     if args.steps is not None:
         fields["steps"] = args.steps
@@ -181,19 +197,9 @@ def run(args: argparse.Namespace) -> int:
         loaded = engine.load(model, on_status=bar.status, config=args.model_config)
         if loaded.notes:
             bar.status(", ".join(loaded.notes))
-        if args.width is None or args.height is None:
-            # Sizes not given: the model's own (for folders and files, read from its config);
-            # a size set by a style, preset or grid axis stays.
-            width, height = loaded.native_size
-            job.requests = [
-                r.replace(
-                    width=width if args.width is None and r.width == request.width else r.width,
-                    height=height
-                    if args.height is None and r.height == request.height
-                    else r.height,
-                )
-                for r in job.requests
-            ]
+        job.requests, notices = follow_model(job.requests, request, args, loaded)
+        for notice in notices:
+            bar.print(f"sdtui: {notice}")
         last = time.perf_counter()
 
         def on_image(generated: Any) -> None:
@@ -220,6 +226,10 @@ def run(args: argparse.Namespace) -> int:
         except (KeyboardInterrupt, GenerationCancelled):
             bar.print(f"sdtui: interrupted; {len(saved)} of {job.image_count} images saved")
             return 130
+    not_used = sorted({name for r in results for name in r.info.get("not_used", [])})
+    if not_used:
+        names = ", ".join(not_used)
+        print(f"sdtui: this pipeline does not take {names}; they were not used", file=sys.stderr)
     blacked_out = [seed for r in results for seed in r.info.get("blacked_out_seeds", [])]
     if blacked_out:
         seeds = ", ".join(map(str, blacked_out))
@@ -269,6 +279,37 @@ def _cancel_on_interrupt(cancel: Any) -> Iterator[None]:
             signal.signal(hangup, previous_hangup)
 
 
+def follow_model(
+    requests: list[Any], base: Any, args: argparse.Namespace, loaded: Any
+) -> tuple[list[Any], list[str]]:
+    """The requests with the loaded model's defaults where nothing set a value, and notices.
+
+    A value counts as set when its flag was given, or when a style, preset or
+    grid axis changed it from the command line's request (`base`). A set value
+    the model cannot use is replaced, with a notice; so is input it ignores.
+    """
+    from sdtui.families import FOLLOWING_FIELDS, fit_request
+
+    defaults = getattr(loaded, "defaults", None)
+    if defaults is None:
+        return requests, []
+    fitted: list[Any] = []
+    notices: list[str] = []
+    for request in requests:
+        set_by_user = {
+            name
+            for name in FOLLOWING_FIELDS
+            if getattr(args, name, None) is not None  # the flags share the fields' names
+            or getattr(request, name) != getattr(base, name)
+        }
+        request, said = fit_request(request, defaults, set_by_user)
+        fitted.append(request)
+        notices += [n for n in said if n not in notices]
+    if defaults.plain:
+        notices.append(f"{defaults.family} runs in plain mode: {', '.join(defaults.plain)}")
+    return fitted, notices
+
+
 def _result_so_far(generated: Any, loaded: Any, engine: Any, seconds: float) -> Any:
     """The record saved with each image as it finishes (the batch is still running)."""
     from sdtui.results import GenerationResult
@@ -298,6 +339,9 @@ def _json_line(path: Any, generated: Any, loaded: Any, seconds: float) -> dict[s
         "height": request.height,
         "steps": request.steps,
         "scheduler": request.scheduler,
+        "sampler": request.scheduler,
         "cfg": request.cfg,
+        "cfg_scale": request.cfg,
+        "family": loaded.family,
         "seconds": round(seconds, 3),
     }

@@ -44,6 +44,20 @@ def choose_dtype(device: str, requested: str = "auto") -> str:
     return "fp32" if device == "cpu" else "fp16"
 
 
+# Families whose text encoder (T5) and transformer overflow in fp16: bf16 where the GPU has it.
+BF16_FAMILIES = ("sd3", "flux")
+
+
+def dtype_for_family(device: str, family: str | None) -> str:
+    """The automatic precision for a model of `family` on `device`."""
+    if device == "cuda" and family in BF16_FAMILIES:
+        import torch
+
+        if torch.cuda.is_bf16_supported():
+            return "bf16"
+    return choose_dtype(device)
+
+
 def torch_dtype(name: str) -> Any:
     """The torch dtype object for one of our precision names."""
     import torch

@@ -19,13 +19,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from sdtui import families
 from sdtui.addons import AddonLibrary
 from sdtui.engine import device as devices
-from sdtui.engine import loader
+from sdtui.engine import loader, pipeline_call, refiner
 from sdtui.errors import GenerationCancelled, OutOfMemoryError, SdtuiError, ValidationError
 from sdtui.params import MAX_SEED, GenerationRequest
 from sdtui.results import CancelToken, GeneratedImage, GenerationResult, StepProgress
-from sdtui.schedulers import SCHEDULERS, canonical_scheduler
+from sdtui.schedulers import canonical_scheduler, scheduler_spec
 
 StatusCallback = Callable[[str], None]
 ProgressCallback = Callable[[StepProgress], None]
@@ -38,7 +39,7 @@ class LoadedModel:
 
     model_id: str  # the hub id, folder or file actually loaded
     requested: str  # what the user wrote (short name, moved id, path)
-    family: str  # "sd1", "sd2" or "sdxl"
+    family: str  # "sd1", "sd2", "sdxl", "sd3", "flux", or the pipeline's class name (plain)
     device: str
     dtype: str
     load_seconds: float  # 0 when the pipeline was already loaded
@@ -46,6 +47,8 @@ class LoadedModel:
     native_size: tuple[int, int] = (512, 512)
     pipeline_class: str = ""
     notes: tuple[str, ...] = field(default=())  # speed options that were turned on
+    # The model's own defaults (size, steps, guidance, schedulers) and what runs plain.
+    defaults: families.ModelDefaults | None = None
 
 
 @dataclass
@@ -78,6 +81,7 @@ class Engine:
         self.addons = addons  # the LoRA and embedding folders the prompts' names refer to
         self.device = devices.choose_device(device)
         self.dtype = devices.choose_dtype(self.device, dtype)
+        self._auto_dtype = dtype == "auto"  # then each model gets its family's precision
         self.allow_pickle = allow_pickle
         self.performance = performance
         # None: the `preview` setting of `performance` (off when no options are given).
@@ -92,6 +96,7 @@ class Engine:
         self._scheduler_config: Any = None
         # Source key -> parked pipeline, oldest first.
         self._parked: OrderedDict[tuple[Any, ...], _Parked] = OrderedDict()
+        self._refiner = refiner.RefinerStage()  # SDXL's optional second stage
 
     # -- loading -------------------------------------------------------------
 
@@ -123,6 +128,7 @@ class Engine:
             self._drop_pipeline()
 
     def _drop_pipeline(self) -> None:
+        self._refiner.clear()
         self._pipe = None
         self._loaded = None
         self._source_key = None
@@ -189,6 +195,7 @@ class Engine:
         self._loaded = replace(
             parked.loaded, requested=model, load_seconds=time.perf_counter() - started
         )
+        self.dtype = parked.loaded.dtype
         status(f"ready: {parked.loaded.model_id} on {self.device} ({self.dtype})")
         return self._loaded
 
@@ -218,6 +225,8 @@ class Engine:
             status(source.notice)
         status(f"loading {source.location}")
         started = time.perf_counter()
+        if self._auto_dtype:
+            self.dtype = devices.dtype_for_family(self.device, loader.guess_family(source))
         pipe = loader.load_pipeline(
             source, devices.torch_dtype(self.dtype), self.allow_pickle, config=config
         )
@@ -239,9 +248,7 @@ class Engine:
 
             torch.set_num_threads(1)
         self.load_count += 1
-        family = source.entry.family if source.entry else loader.family_of_pipeline(pipe)
-        if family not in ("sd1", "sd2", "sdxl"):
-            family = "sd1"  # the demo model has the SD 1.x layout
+        defaults = families.defaults_of_pipeline(pipe, f"{source.requested} {source.location}")
         self._pipe = pipe
         self._source_key = key
         self._scheduler_config = pipe.scheduler.config
@@ -249,16 +256,18 @@ class Engine:
         self._loaded = LoadedModel(
             model_id=source.location,
             requested=model,
-            family=family,
+            family=defaults.family,
             device=self.device,
             dtype=self.dtype,
             load_seconds=time.perf_counter() - started,
             notice=source.notice,
-            native_size=(source.entry.native_size if source.entry else loader.native_size(pipe)),
+            native_size=defaults.size,
             pipeline_class=type(pipe).__name__,
             notes=notes,
+            defaults=defaults,
         )
-        status(f"ready: {source.location} on {self.device} ({self.dtype})")
+        plain = f"; plain mode: {', '.join(defaults.plain)}" if defaults.plain else ""
+        status(f"ready: {source.location} on {self.device} ({self.dtype}){plain}")
         return self._loaded
 
     def _demo_ready(self) -> bool:
@@ -283,15 +292,21 @@ class Engine:
         """Put the scheduler called `name` on the loaded pipeline (no reload); returns it."""
         if self._pipe is None:
             raise SdtuiError("no model is loaded")
+        defaults = self._loaded.defaults if self._loaded is not None else None
+        if defaults is not None and not defaults.schedulers:
+            return self._pipe.scheduler  # a plain pipeline whose scheduler sdtui cannot name
         try:
             name = canonical_scheduler(name)
+            problem = families.check_scheduler(defaults, name) if defaults else None
+            if problem:
+                raise KeyError(problem)
+            spec = scheduler_spec(name, bool(defaults and defaults.flow_matching))
         except KeyError as exc:
             raise ValidationError("scheduler", str(exc.args[0])) from None
         scheduler = self._schedulers.get(name)
         if scheduler is None:
             import diffusers
 
-            spec = SCHEDULERS[name]
             scheduler_class = getattr(diffusers, spec.class_name)
             scheduler = scheduler_class.from_config(self._scheduler_config, **spec.options)
             self._schedulers[name] = scheduler
@@ -353,10 +368,10 @@ class Engine:
         import torch
 
         from sdtui.engine import adapters, performance
-        from sdtui.prompts.weighting import encode_prompt_kwargs
 
         pipe = self._pipe
         self.use_scheduler(request.scheduler)
+        second = self._refiner_for(request, loaded, on_status)
         options = self._performance_options()
         # VAE tiling/slicing depend on this request's size and count.
         performance.apply_request_settings(
@@ -367,6 +382,8 @@ class Engine:
         base_seed = request.seed if request.seed is not None else secrets.randbelow(MAX_SEED + 1)
         seeds = request.image_seeds(base_seed)
         previewer = self._previewer(loaded.family)
+        if hasattr(previewer, "image_size"):
+            previewer.image_size = (request.width, request.height)  # FLUX's packed latents
         started = time.perf_counter()
         images: list[GeneratedImage] = []
         blacked_out: list[int] = []
@@ -376,27 +393,34 @@ class Engine:
             pipe, request, self.addons, loaded.family, self.allow_pickle
         )
         # Every image of the batch has the same prompt: encode a weighted one once.
-        prompt_kwargs = encode_prompt_kwargs(pipe, prompt, negative)
-        if prompt_kwargs is None:
-            prompt_kwargs = {"prompt": prompt, "negative_prompt": negative or None}
+        prompt_kwargs = pipeline_call.prompt_kwargs(pipe, loaded.family, prompt, negative)
+        not_taken: list[str] = []
         for index, seed in enumerate(seeds):
             if cancel is not None and cancel.cancelled:
                 raise GenerationCancelled()
             generator = torch.Generator(device=devices.generator_device(self.device))
             generator.manual_seed(seed)
             callback = self._step_callback(request, index, started, on_progress, cancel, previewer)
-            output = pipe(
-                **prompt_kwargs,
-                num_inference_steps=request.steps,
-                guidance_scale=request.cfg,
-                width=request.width,
-                height=request.height,
-                num_images_per_prompt=1,
-                generator=generator,
-                callback_on_step_end=callback,
-                callback_on_step_end_tensor_inputs=["latents"],
-                output_type="pil",
+            call, not_taken = pipeline_call.accepted_kwargs(
+                pipe,
+                dict(
+                    **prompt_kwargs,
+                    num_inference_steps=request.steps,
+                    guidance_scale=request.cfg,
+                    width=request.width,
+                    height=request.height,
+                    num_images_per_prompt=1,
+                    generator=generator,
+                    callback_on_step_end=callback,
+                    callback_on_step_end_tensor_inputs=["latents"],
+                    output_type="pil",
+                ),
             )
+            if second is not None:
+                call.update(refiner.base_stage_kwargs(request))
+            output = pipe(**call)
+            if second is not None:
+                output = refiner.refine(second, request, output.images, generator, callback)
             performance.mark_compiled(pipe)
             flagged = getattr(output, "nsfw_content_detected", None)
             if flagged and flagged[0]:
@@ -420,8 +444,28 @@ class Engine:
                 "notice": loaded.notice,
                 "notes": list(loaded.notes),
                 "blacked_out_seeds": blacked_out,
+                "not_used": not_taken,  # arguments a plain pipeline does not take
             },
         )
+
+    def _refiner_for(
+        self, request: GenerationRequest, loaded: LoadedModel, on_status: StatusCallback | None
+    ) -> Any:
+        """The refiner pipeline when the request names one (loaded on first use)."""
+        if not request.refiner:
+            return None
+        if loaded.family != "sdxl":
+            raise ValidationError(
+                "refiner", f"runs after SDXL models; {loaded.model_id} is {loaded.family}"
+            )
+        if on_status is not None:
+            on_status(f"refiner: {request.refiner}")
+        second = self._refiner.pipeline(
+            request.refiner, self._pipe, devices.torch_dtype(self.dtype), self.device,
+            self.allow_pickle,
+        )  # fmt: skip
+        self._refiner.use_scheduler(request.scheduler)
+        return second
 
     def _previewer(self, family: str) -> Any:
         if self.preview in ("off", "none", "", None):

@@ -118,8 +118,18 @@ def resolve_source(model: str, cache_dir: Path | None = None) -> ModelSource:
 
 
 def family_from_state_dict_keys(keys: Any) -> str:
-    """ "sdxl", "sd2" or "sd1" from the key names of an original (LDM-layout) checkpoint."""
+    """ "flux", "sd3", "sdxl", "sd2" or "sd1" from the tensor names of a single-file checkpoint.
+
+    Original (BFL / Stability / LDM) layouts and diffusers' own layout are both recognised.
+    """
     keys = list(keys)
+    bare = [k.removeprefix("model.diffusion_model.") for k in keys]
+    if any(k.startswith(("double_blocks.", "single_transformer_blocks.")) for k in bare):
+        return "flux"
+    if any(k.startswith("joint_blocks.") for k in bare) or (
+        "pos_embed.proj.weight" in bare and any(k.startswith("context_embedder.") for k in bare)
+    ):
+        return "sd3"
     if any(k.startswith(_SDXL_KEY_PREFIX) for k in keys):
         return "sdxl"
     if any(k.startswith(_SD2_KEY_PREFIX) for k in keys):
@@ -127,29 +137,53 @@ def family_from_state_dict_keys(keys: Any) -> str:
     return "sd1"
 
 
+def guess_family(source: ModelSource) -> str | None:
+    """The family of `source` before loading it, from what is cheap to read (None if unknown).
+
+    Used to choose the precision: a short name's table entry, a folder's
+    model_index.json, a checkpoint's tensor names, or a cached hub model_index.json.
+    """
+    from sdtui.families import family_from_class_name, read_model_index
+
+    if source.entry is not None and source.entry.family != "demo":
+        return source.entry.family
+    index: dict[str, Any] = {}
+    if source.kind in ("folder", "demo"):
+        index = read_model_index(source.location)
+    elif source.kind == "file":
+        try:
+            return family_from_state_dict_keys(_read_checkpoint_keys(source.location))
+        except Exception:  # a damaged file is reported by the load itself
+            return None
+    elif source.kind == "hub":
+        try:
+            from huggingface_hub import try_to_load_from_cache
+
+            cached = try_to_load_from_cache(source.location, "model_index.json")
+        except Exception:
+            cached = None
+        if isinstance(cached, str):
+            index = read_model_index(Path(cached).parent)
+    return family_from_class_name(str(index.get("_class_name", "")))
+
+
+def holds_whole_pipeline(keys: Any) -> bool:
+    """Whether a transformer checkpoint also carries its VAE (else it is the transformer alone)."""
+    return any(k.startswith(("first_stage_model.", "vae.")) for k in keys)
+
+
 def family_of_pipeline(pipe: Any) -> str:
-    """ "sdxl", "sd2" or "sd1" for a loaded pipeline (anything else counts as sd1)."""
-    if "XL" in type(pipe).__name__:
-        return "sdxl"
-    unet = getattr(pipe, "unet", None)
-    cross = getattr(getattr(unet, "config", None), "cross_attention_dim", None)
-    if cross == 1024:
-        return "sd2"
-    if cross == 2048:
-        return "sdxl"
-    return "sd1"
+    """The family of a loaded pipeline ("sd1" ... "flux", or its class name when plain)."""
+    from sdtui.families import family_of_pipeline as detect
+
+    return detect(pipe)
 
 
 def native_size(pipe: Any) -> tuple[int, int]:
-    """The size the model was trained at: the UNet's sample size times the VAE's scale."""
-    unet = getattr(pipe, "unet", None)
-    sample = getattr(getattr(unet, "config", None), "sample_size", None)
-    scale = getattr(pipe, "vae_scale_factor", 8)
-    if isinstance(sample, (list, tuple)):
-        return int(sample[1]) * scale, int(sample[0]) * scale
-    if isinstance(sample, int):
-        return sample * scale, sample * scale
-    return 512, 512
+    """The size the pipeline makes by default, inside sdtui's limits (64-2048)."""
+    from sdtui.families import clamp_size, pipeline_default_size
+
+    return clamp_size(pipeline_default_size(pipe))
 
 
 def _read_checkpoint_keys(path: str) -> list[str]:
@@ -370,8 +404,6 @@ def load_pipeline(
     with explain_load_errors(source, token):
         if source.kind in ("file", "pickle"):
             return _load_single_file(source, torch_dtype, config, token)
-        from diffusers import AutoPipelineForText2Image
-
         kwargs: dict[str, Any] = _dtype_kwargs(torch_dtype)
         if not allow_pickle:
             # .bin weights are pickles, which can run code when read: .safetensors only.
@@ -380,28 +412,106 @@ def load_pipeline(
             kwargs["token"] = token
             if hub_offline():
                 kwargs["local_files_only"] = True
-        return AutoPipelineForText2Image.from_pretrained(source.location, **kwargs)
+        pipeline_class = folder_pipeline_class(source.location) if source.kind != "hub" else None
+        if pipeline_class is not None:
+            return pipeline_class.from_pretrained(source.location, **kwargs)
+        return _auto_pipeline(source.location, kwargs)
+
+
+def folder_pipeline_class(folder: str) -> Any | None:
+    """The pipeline class a diffusers folder names in model_index.json, if diffusers has it."""
+    import diffusers
+
+    from sdtui.families import read_model_index
+
+    name = str(read_model_index(folder).get("_class_name", ""))
+    found = getattr(diffusers, name, None) if name.isidentifier() else None
+    if isinstance(found, type) and issubclass(found, diffusers.DiffusionPipeline):
+        return found
+    return None
+
+
+def _auto_pipeline(location: str, kwargs: dict[str, Any]) -> Any:
+    """The text-to-image pipeline for a hub id; one AutoPipeline does not know loads generically."""
+    from diffusers import AutoPipelineForText2Image, DiffusionPipeline
+
+    try:
+        return AutoPipelineForText2Image.from_pretrained(location, **kwargs)
+    except ValueError as exc:
+        if "can't find a pipeline" not in str(exc).lower():
+            raise
+    return DiffusionPipeline.from_pretrained(location, **kwargs)
+
+
+# The hub folders whose configs describe a transformer-only checkpoint (diffusers' own choice).
+_CONFIG_REPOS = {
+    ("flux", True): "black-forest-labs/FLUX.1-dev",
+    ("flux", False): "black-forest-labs/FLUX.1-schnell",
+    ("sd3", True): "stabilityai/stable-diffusion-3.5-large",
+    ("sd3", False): "stabilityai/stable-diffusion-3.5-medium",
+}
+_PIPELINES = {
+    "sd1": ("StableDiffusionPipeline", ""),
+    "sd2": ("StableDiffusionPipeline", ""),
+    "sdxl": ("StableDiffusionXLPipeline", ""),
+    "sd3": ("StableDiffusion3Pipeline", "SD3Transformer2DModel"),
+    "flux": ("FluxPipeline", "FluxTransformer2DModel"),
+}
+
+
+def _config_folder(config: str) -> str:
+    config_path = Path(os.path.expanduser(config))
+    if not (config_path / "model_index.json").is_file():
+        raise ModelNotFoundError(
+            f"{config} is not a diffusers model folder (it has no model_index.json)",
+            "give the folder of a model with the same architecture",
+        )
+    return str(config_path.resolve())
 
 
 def _load_single_file(source: ModelSource, torch_dtype: Any, config: str | None, token: Any) -> Any:
-    from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
+    import diffusers
 
-    family = family_from_state_dict_keys(_read_checkpoint_keys(source.location))
-    pipeline_class = StableDiffusionXLPipeline if family == "sdxl" else StableDiffusionPipeline
+    keys = _read_checkpoint_keys(source.location)
+    family = family_from_state_dict_keys(keys)
+    pipeline_name, transformer_name = _PIPELINES[family]
+    pipeline_class = getattr(diffusers, pipeline_name)
     kwargs: dict[str, Any] = {**_dtype_kwargs(torch_dtype), "token": token}
     if config:
-        config_path = Path(os.path.expanduser(config))
-        if not (config_path / "model_index.json").is_file():
-            raise ModelNotFoundError(
-                f"{config} is not a diffusers model folder (it has no model_index.json)",
-                "give the folder of a model with the same architecture",
-            )
-        kwargs["config"] = str(config_path.resolve())
+        kwargs["config"] = _config_folder(config)
         kwargs["local_files_only"] = True
     elif hub_offline():
         kwargs["local_files_only"] = True
-    if family != "sdxl":
+    if transformer_name and not holds_whole_pipeline(keys):
+        # FLUX and SD 3.5 files are mostly the transformer alone: the text encoders and
+        # the VAE come from the config folder (or the hub repo of the same model).
+        return _load_transformer_file(source, family, transformer_name, keys, kwargs)
+    if family in ("sd1", "sd2"):
         # A single-file SD 1.x/2.x checkpoint has no safety checker weights.
         kwargs["safety_checker"] = None
         kwargs["requires_safety_checker"] = False
     return pipeline_class.from_single_file(source.location, **kwargs)
+
+
+def _load_transformer_file(
+    source: ModelSource, family: str, transformer_name: str, keys: list[str], kwargs: dict
+) -> Any:
+    import diffusers
+
+    bare = {k.removeprefix("model.diffusion_model.") for k in keys}
+    if family == "flux":
+        large = "guidance_in.in_layer.weight" in bare or any(
+            k.startswith("time_text_embed.guidance_embedder.") for k in bare
+        )
+    else:
+        large = "joint_blocks.37.x_block.mlp.fc1.weight" in bare or any(
+            k.startswith("transformer_blocks.37.") for k in bare
+        )
+    folder = kwargs.pop("config", None) or _CONFIG_REPOS[(family, large)]
+    transformer_class = getattr(diffusers, transformer_name)
+    transformer = transformer_class.from_single_file(
+        source.location, config=folder, subfolder="transformer", **kwargs
+    )
+    pipeline_class = folder_pipeline_class(folder) if Path(folder).is_dir() else None
+    pipeline_class = pipeline_class or getattr(diffusers, _PIPELINES[family][0])
+    return pipeline_class.from_pretrained(folder, transformer=transformer, **kwargs)

@@ -17,6 +17,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from sdtui.engine.preview import PREVIEW_MODES
+from sdtui.engine.quantize import QUANTIZE_MODES
 from sdtui.errors import ValidationError
 
 SWITCH = ("auto", "on", "off")
@@ -50,6 +51,7 @@ class PerformanceOptions:
     preview: str = "latent"  # latent | taesd | off
     preview_fps: float = 4.0
     keep_models: int = 1  # earlier pipelines parked in CPU memory; 0: drop them
+    quantize: str = "none"  # none | int8 | fp8: the denoiser's weights (torchao)
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__  # frozen: normalise once
@@ -60,6 +62,7 @@ class PerformanceOptions:
             ("offload", OFFLOAD),
             ("attention", ATTENTION),
             ("preview", PREVIEW_MODES),
+            ("quantize", QUANTIZE_MODES),
         ):
             set_(self, name, _choice(name, getattr(self, name), allowed))
         set_(self, "compile", _bool("compile", self.compile))
@@ -185,6 +188,11 @@ def apply_performance(pipe: Any, options: PerformanceOptions, device: str) -> li
                 module.to(memory_format=torch.channels_last)
         notes.append("channels-last memory format")
 
+    if options.quantize != "none":
+        from sdtui.engine.quantize import quantize_pipeline
+
+        notes.append(quantize_pipeline(pipe, options.quantize, device))
+
     offload = choose_offload(options, pipe, device)
     if offload != "none":
         if _device_type(device) != "cuda":
@@ -272,6 +280,8 @@ def next_memory_step(options: PerformanceOptions, width: int, height: int, count
         return "turn on VAE tiling (--vae-tiling on)"
     if options.offload in ("none", "auto"):
         return "turn on model CPU offload (--offload model)"
+    if options.quantize == "none":
+        return "quantize the UNet/transformer to 8 bits (--quantize int8; needs torchao)"
     if options.offload == "model":
         return "turn on sequential CPU offload (--offload sequential; much slower)"
     smaller_w, smaller_h = _smaller_size(width, height)
@@ -295,6 +305,11 @@ _FLAGS: dict[str, tuple[str, tuple[str, ...] | None, str]] = {
     "vae_slicing": ("--vae-slicing", SWITCH, "decode one image at a time (auto: count > 1)"),
     "offload": ("--offload", OFFLOAD, "move model parts to the GPU only while they run"),
     "preview": ("--preview", PREVIEW_MODES, "live step preview (taesd: when downloaded)"),
+    "quantize": (
+        "--quantize",
+        QUANTIZE_MODES,
+        "8-bit UNet/transformer weights (torchao; fp8 needs an Ada/Hopper GPU)",
+    ),
 }
 
 

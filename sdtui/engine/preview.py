@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from sdtui import families
 from sdtui.errors import ValidationError
 
 if TYPE_CHECKING:
@@ -19,20 +20,11 @@ if TYPE_CHECKING:
 
 PREVIEW_MODES = ("latent", "taesd", "off")
 
-# Rows: latent channels; columns: R, G, B. Maps SD latents to roughly [-1, 1].
-SD_LATENT_RGB = (
-    (0.3512, 0.2297, 0.3227),
-    (0.3250, 0.4974, 0.2350),
-    (-0.2829, 0.1762, 0.2721),
-    (-0.2120, -0.2616, -0.7177),
-)
-SDXL_LATENT_RGB = (
-    (0.3651, 0.4232, 0.4341),
-    (-0.2533, -0.0042, 0.1068),
-    (0.1076, 0.1111, -0.0362),
-    (-0.3165, -0.2492, -0.2188),
-)
-SDXL_LATENT_BIAS = (0.1084, -0.0175, -0.0011)
+# Rows: latent channels; columns: R, G, B. Maps latents to roughly [-1, 1].
+# The factors of every family live in the family registry.
+SD_LATENT_RGB = families.SD_LATENT_RGB
+SDXL_LATENT_RGB = families.SDXL_LATENT_RGB
+SDXL_LATENT_BIAS = families.SDXL_LATENT_BIAS
 _ZERO_BIAS = (0.0, 0.0, 0.0)
 
 # Tiny autoencoders that decode SD / SDXL latents in a few milliseconds.
@@ -45,15 +37,41 @@ _taesd_cache: dict[tuple[str, str, str], Any] = {}
 
 
 def latent_kind(family: str) -> str:
-    """ "sdxl" for SDXL models, "sd" for SD 1.x/2.x and the demo model."""
-    return "sdxl" if family.lower().startswith("sdxl") else "sd"
+    """ "sdxl", "sd3" or "flux" for those families; "sd" for SD 1.x/2.x, the demo and others."""
+    name = family.lower()
+    if name.startswith("sdxl"):
+        return "sdxl"
+    if name in ("sd3", "flux"):
+        return name
+    return "sd"
 
 
 def latent_rgb_factors(family: str) -> tuple[tuple[tuple[float, ...], ...], tuple[float, ...]]:
-    """The (4x3 factors, RGB bias) projection for a model family."""
-    if latent_kind(family) == "sdxl":
-        return SDXL_LATENT_RGB, SDXL_LATENT_BIAS
-    return SD_LATENT_RGB, _ZERO_BIAS
+    """The (channels x 3 factors, RGB bias) projection for a model family."""
+    kind = latent_kind(family)
+    entry = families.FAMILIES.get({"sd": "sd1"}.get(kind, kind))
+    if entry is None or entry.latent_rgb is None:  # pragma: no cover - every kind has an entry
+        return SD_LATENT_RGB, _ZERO_BIAS
+    return entry.latent_rgb, entry.latent_bias
+
+
+def unpack_latents(latents: Any, image_size: tuple[int, int] | None = None) -> Any:
+    """FLUX's packed (batch, tokens, channels*4) latents as (batch, channels, h, w).
+
+    Each token holds a 2x2 patch of the latent image; `image_size` (width,
+    height) gives the shape of the token grid (square when not known).
+    """
+    batch, tokens, packed = latents.shape
+    if image_size is not None and image_size[0] and image_size[1]:
+        rows = max(1, round((tokens * image_size[1] / image_size[0]) ** 0.5))
+    else:
+        rows = max(1, round(tokens**0.5))
+    cols = tokens // rows
+    if rows * cols != tokens or packed % 4:
+        raise ValueError(f"cannot unpack latents of shape {tuple(latents.shape)}")
+    channels = packed // 4
+    grid = latents.reshape(batch, rows, cols, channels, 2, 2).permute(0, 3, 1, 4, 2, 5)
+    return grid.reshape(batch, channels, rows * 2, cols * 2)
 
 
 def _to_image(rgb: Any, upscale: int) -> Image:
@@ -71,24 +89,43 @@ def _to_image(rgb: Any, upscale: int) -> Image:
     return image
 
 
-def latents_to_rgb(latents: Any, family: str, upscale: int = DEFAULT_UPSCALE) -> Image:
-    """Project the first latent of a (batch, 4, h, w) or (4, h, w) tensor to an RGB image."""
+def latents_to_rgb(
+    latents: Any,
+    family: str,
+    upscale: int = DEFAULT_UPSCALE,
+    image_size: tuple[int, int] | None = None,
+) -> Image:
+    """Project the first latent of a (batch, channels, h, w) or (channels, h, w) tensor to RGB.
+
+    FLUX's packed (batch, tokens, 64) latents are unpacked first.
+    """
     import torch
 
+    if latent_kind(family) == "flux" and latents.ndim == 3 and latents.shape[-1] % 4 == 0:
+        latents = unpack_latents(latents[:1], image_size)
     if latents.ndim == 4:
         latents = latents[0]
-    if latents.ndim != 3 or latents.shape[0] != 4:
-        raise ValueError(f"expected 4-channel latents, got shape {tuple(latents.shape)}")
     factors, bias = latent_rgb_factors(family)
+    if latents.ndim != 3 or latents.shape[0] != len(factors):
+        raise ValueError(
+            f"expected {len(factors)}-channel latents, got shape {tuple(latents.shape)}"
+        )
     weight = torch.tensor(factors, dtype=torch.float32, device=latents.device)
     offset = torch.tensor(bias, dtype=torch.float32, device=latents.device)
     rgb = torch.einsum("chw,cr->rhw", latents.float(), weight) + offset[:, None, None]
     return _to_image(rgb, upscale)
 
 
+def taesd_repo(family: str) -> str:
+    """The tiny autoencoder that decodes this family's latents."""
+    kind = latent_kind(family)
+    entry = families.FAMILIES.get({"sd": "sd1"}.get(kind, kind))
+    return entry.taesd if entry and entry.taesd else TAESD_REPOS["sd"]
+
+
 def load_taesd(family: str, device: Any, dtype: Any) -> Any | None:
     """The tiny autoencoder for `family` from the local hub cache, or None if not cached."""
-    repo = TAESD_REPOS[latent_kind(family)]
+    repo = taesd_repo(family)
     key = (repo, str(device), str(dtype))
     if key not in _taesd_cache:
         from diffusers import AutoencoderTiny
@@ -126,6 +163,8 @@ class Previewer:
         self.seconds = 0.0
         self._last: float | None = None
         self._taesd: Any = None
+        # (width, height) of the image being made: the shape of FLUX's packed token grid.
+        self.image_size: tuple[int, int] | None = None
 
     def due(self) -> bool:
         """Whether enough time passed since the last frame (the first frame is always due)."""
@@ -155,13 +194,22 @@ class Previewer:
                 if self._taesd is None:
                     self._taesd = load_taesd(self.family, latents.device, latents.dtype)
                     if self._taesd is None:
-                        repo = TAESD_REPOS[latent_kind(self.family)]
+                        repo = taesd_repo(self.family)
                         self.note = f"{repo} is not downloaded; showing the latent preview"
                         self.mode = "latent"
                 if self._taesd is not None:
-                    decoded = self._taesd.decode(latents[:1]).sample[0]
-                    return _to_image(decoded.float(), upscale=1)
-            return latents_to_rgb(latents, self.family, self.upscale)
+                    return _to_image(self._taesd_decode(latents).float(), upscale=1)
+            return latents_to_rgb(latents, self.family, self.upscale, self.image_size)
+
+    def _taesd_decode(self, latents: Any) -> Any:
+        """The tiny autoencoder's picture; SD 3/FLUX latents are unscaled as their VAE does."""
+        if latent_kind(self.family) == "flux" and latents.ndim == 3:
+            latents = unpack_latents(latents[:1], self.image_size)
+        config = getattr(self._taesd, "config", None)
+        scale = float(getattr(config, "scaling_factor", 1.0) or 1.0)
+        shift = float(getattr(config, "shift_factor", 0.0) or 0.0)
+        latents = latents[:1] / scale + shift if scale != 1.0 or shift else latents[:1]
+        return self._taesd.decode(latents).sample[0]
 
 
 def check_preview_mode(mode: str) -> str:

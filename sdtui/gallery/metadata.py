@@ -68,6 +68,7 @@ def sdtui_record(
         "index": generated.index,
         "batch_count": generated.request.count,
         "model_id": result.model_id,
+        "family": info.get("family", ""),
         "device": result.device,
         "dtype": result.dtype,
         "load_seconds": round(result.load_seconds, 3),

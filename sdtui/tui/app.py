@@ -49,6 +49,7 @@ from sdtui.tui.messages import (
     SaveFailed,
     SavesRetried,
 )
+from sdtui.tui.model_defaults import apply_model_defaults
 from sdtui.tui.params_pane import ParamsPane
 from sdtui.tui.preview import PreviewPane
 from sdtui.tui.prompt_craft import PromptCraftMixin
@@ -339,6 +340,8 @@ class SdtuiApp(AddonPickerMixin, PromptCraftMixin, App[None]):
         self.status.set_state(f"ready (loaded in {message.seconds:.1f}s)")
         if message.notice:
             self.notify(message.notice, markup=False)
+        for notice in apply_model_defaults(self.params, message.model, message.defaults):
+            self.notify(notice, markup=False)
 
     @_while_shown
     def on_job_progress(self, message: JobProgress) -> None:

@@ -7,6 +7,7 @@ from typing import Any
 
 from textual.message import Message
 
+from sdtui.families import ModelDefaults
 from sdtui.results import GeneratedImage, GenerationResult, StepProgress
 
 
@@ -26,6 +27,7 @@ class ModelLoaded(Message):
     dtype: str
     seconds: float
     notice: str = ""
+    defaults: ModelDefaults | None = None  # what the form shows for this model
 
 
 @dataclass

@@ -18,6 +18,7 @@ from sdtui.errors import ValidationError
 from sdtui.models import MODELS
 from sdtui.params import CFG_RANGE, MAX_SEED, STEPS_RANGE, GenerationRequest
 from sdtui.schedulers import DEFAULT_SCHEDULER, canonical_scheduler, scheduler_names
+from sdtui.tui.model_defaults import scheduler_choices
 from sdtui.tui.sizes import native_size, next_preset, shape_name
 
 FIELDS = ("model", "scheduler", "steps", "cfg", "seed", "width", "height", "count")
@@ -127,7 +128,7 @@ class ParamsPane(Grid):
         return seed
 
     def cycle_scheduler(self) -> str:
-        names = scheduler_names()
+        names = scheduler_choices(self.value("model") or self._model)
         try:
             current = names.index(canonical_scheduler(self.value("scheduler")))
         except KeyError:

@@ -89,15 +89,18 @@ class JobRunner:
         self.engine = engine
         self.gallery = gallery
         self.loaded_model: str | None = None  # the model name as the user wrote it
+        self.loaded_defaults: Any = None  # that model's ModelDefaults, to fit requests to it
         self._unsaved: list[Unsaved] = []
         self._unsaved_lock = threading.Lock()
 
     def run(self, job: Job, post: Post) -> None:
         try:
+            # A value still equal to the previous model's default follows the new model.
+            previous = self.loaded_defaults
             if job.is_load or job.model != self.loaded_model:
                 self._load(job, post)
             if job.request is not None:
-                self._generate(job, post)
+                self._generate(job, post, previous)
         except GenerationCancelled:
             post(JobCancelled(job.id))
         except SdtuiError as exc:
@@ -116,6 +119,7 @@ class JobRunner:
         self.loaded_model = None
         loaded = engine.load(job.model, on_status=lambda text: post(JobStatus(job.id, str(text))))
         self.loaded_model = job.model
+        self.loaded_defaults = getattr(loaded, "defaults", None)
         post(
             ModelLoaded(
                 job.id,
@@ -124,14 +128,16 @@ class JobRunner:
                 str(getattr(loaded, "dtype", "?")),
                 float(getattr(loaded, "load_seconds", time.monotonic() - started)),
                 str(getattr(loaded, "notice", "") or ""),
+                getattr(loaded, "defaults", None),
             )
         )
 
-    def _generate(self, job: Job, post: Post) -> None:
+    def _generate(self, job: Job, post: Post, previous: Any = None) -> None:
         assert job.request is not None
         started = time.monotonic()
+        request = self._fit(job, post, previous)
         result = self.engine.get().generate(
-            job.request,
+            request,
             on_progress=lambda p: post(JobProgress(job.id, p)),
             cancel=job.cancel,
             on_image=lambda g: post(ImageReady(job.id, g)),
@@ -142,6 +148,27 @@ class JobRunner:
         post(JobDone(job.id, result, entries, time.monotonic() - started))
         if error is not None:
             post(SaveFailed(job.id, error.message, error.hint, len(self.unsaved)))
+
+    def _fit(self, job: Job, post: Post, previous: Any = None) -> Any:
+        """The job's request fitted to the loaded model, with notices of what changed.
+
+        Fields still holding `previous` (the last model's defaults) were not set
+        by hand: they take the loaded model's. Others stay unless it cannot use them.
+        """
+        from sdtui.families import FOLLOWING_FIELDS, fit_request
+
+        defaults = self.loaded_defaults
+        if defaults is None:
+            return job.request
+        set_by_user = {
+            name
+            for name in FOLLOWING_FIELDS
+            if previous is None or getattr(job.request, name) != getattr(previous, name)
+        }
+        request, notices = fit_request(job.request, defaults, set_by_user)
+        for notice in notices:
+            post(JobStatus(job.id, notice))
+        return request
 
     # -- saving, kept in memory when the gallery cannot take it -------------------
 

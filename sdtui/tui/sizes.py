@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sdtui.models import resolve_model_name
+from sdtui.tui.model_defaults import loaded_presets
 
 # Shapes beside the square one, as (width, height) for a native 512 model.
 _SHAPES_SD = ((512, 512), (512, 768), (768, 512), (448, 832), (832, 448))
@@ -17,7 +18,13 @@ def native_size(model: str) -> tuple[int, int]:
 
 
 def size_presets(model: str) -> list[tuple[int, int]]:
-    """Square native size first, then portrait/landscape shapes of about the same area."""
+    """Square native size first, then portrait/landscape shapes of about the same area.
+
+    Once `model` is loaded, its family's presets (sdtui.tui.model_defaults).
+    """
+    loaded = loaded_presets(model)
+    if loaded:
+        return list(loaded)
     entry = resolve_model_name(model).entry
     if entry and entry.family == "sdxl":
         return list(_SHAPES_XL)
