@@ -50,7 +50,9 @@ def _number(name: str, value: Any, lo: float, hi: float) -> float:
     try:
         number = float(value.strip() if isinstance(value, str) else value)
     except (TypeError, ValueError):
-        raise ValidationError(name, f"must be a number from {lo:g} to {hi:g}, got {value!r}") from None
+        raise ValidationError(
+            name, f"must be a number from {lo:g} to {hi:g}, got {value!r}"
+        ) from None
     if number != number or not lo <= number <= hi:
         raise ValidationError(name, f"must be from {lo:g} to {hi:g}, got {value}")
     return number
@@ -202,7 +204,10 @@ def a1111_pairs(request: GenerationRequest) -> list[tuple[str, str]]:
 
 
 def _a1111_upscaler(name: str) -> str:
-    return "Latent" if name == LATENT_UPSCALER else name
+    """A1111 names upscalers, not files: a path is written as its file name's stem."""
+    if name == LATENT_UPSCALER:
+        return "Latent"
+    return Path(name).stem if ("/" in name or os.sep in name) else name
 
 
 def fields_from_a1111(settings: Mapping[str, str]) -> dict[str, Any]:

@@ -28,6 +28,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "bench": ("sdtui.cli.bench", "measure generation speed against plain diffusers"),
     "expand": ("sdtui.cli.expand", "grow a short prompt into detailed versions"),
     "styles": ("sdtui.cli.styles", "list the prompt styles"),
+    "upscale": ("sdtui.cli.upscale", "enlarge an image with an upscaler model into the gallery"),
+    "upscalers": ("sdtui.cli.upscalers", "list the upscaler models in the upscaler folder"),
 }
 
 

@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from sdtui.cli import common, prompt_options
+from sdtui.cli import common, prompt_options, workflow_options
 from sdtui.engine import performance
 from sdtui.errors import GenerationCancelled
 
@@ -44,6 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object per saved image")
     performance.add_performance_arguments(parser)
     prompt_options.add_prompt_arguments(parser)
+    workflow_options.add_workflow_arguments(parser)
 
 
 def _seed(text: str | None) -> str | None:
@@ -53,12 +54,15 @@ def _seed(text: str | None) -> str | None:
     return text
 
 
-def build_request(args: argparse.Namespace, model: str) -> Any:
+def build_request(args: argparse.Namespace, model: str, settings: Any = None) -> Any:
     """The validated request; sizes not given come from the model table (or 512 for now)."""
+    from sdtui.config import Settings
     from sdtui.models import resolve_model_name
     from sdtui.params import GenerationRequest
     from sdtui.schedulers import DEFAULT_SCHEDULER
 
+    # First: an init image gives the size where no flag does.
+    workflow = workflow_options.workflow_fields(args, settings or Settings())
     entry = resolve_model_name(model).entry
     native = entry.native_size if entry else (512, 512)
     fields: dict[str, Any] = {
@@ -75,7 +79,7 @@ def build_request(args: argparse.Namespace, model: str) -> Any:
         fields["steps"] = args.steps
     if args.cfg is not None:
         fields["cfg"] = args.cfg
-    return GenerationRequest(**fields)
+    return workflow_options.check_files(GenerationRequest(**fields, **workflow))
 
 
 def _quiet_libraries() -> None:
@@ -148,7 +152,7 @@ def run(args: argparse.Namespace) -> int:
 
     settings = common.settings_from_args(args)
     # Bad input stops here, before anything is loaded or written.
-    request = build_request(args, settings.model)
+    request = build_request(args, settings.model, settings)
     job = prompt_options.prepare_job(args, request, settings)
     options = performance.performance_from_settings(settings, args)
     _quiet_libraries()

@@ -22,8 +22,13 @@ from sdtui.results import CancelToken, GeneratedImage, GenerationResult
 if TYPE_CHECKING:
     from PIL.Image import Image
 
-    from sdtui.engine.engine import Engine, ImageCallback, LoadedModel, ProgressCallback
-    from sdtui.engine.engine import StatusCallback
+    from sdtui.engine.engine import (
+        Engine,
+        ImageCallback,
+        LoadedModel,
+        ProgressCallback,
+        StatusCallback,
+    )
 
 
 def is_inpainting_model(pipe: Any) -> bool:
