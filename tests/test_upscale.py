@@ -181,3 +181,19 @@ def test_cli_upscalers_lists_the_folder(upscaler_folder: Path, capsys):
     assert main(["upscalers"]) == 0
     out = capsys.readouterr().out
     assert "tiny-x2" in out and "needs --allow-pickle" in out
+
+
+def test_hires_fix_through_an_upscaler_model(
+    upscaler_folder: Path, demo_model_dir: Path, gallery_dir: Path, capsys
+):
+    argv = ["generate", "a boat", "--model", "demo", "--steps", "2", "--seed", "1",
+            "--width", "64", "--height", "64", "--hires-scale", "1.5",
+            "--hires-upscaler", "tiny-x2", "--hires-denoise", "0.5"]  # fmt: skip
+    assert main(argv) == 0
+    path = Path(capsys.readouterr().out.strip())
+    assert Image.open(path).size == (96, 96)
+    meta = read_metadata(path)
+    assert meta.request().hires_upscaler == str(upscaler_folder / "tiny-x2.safetensors")
+    from sdtui.gallery.metadata import read_text_chunks
+
+    assert "Hires upscaler: tiny-x2" in read_text_chunks(path)[0]["parameters"]

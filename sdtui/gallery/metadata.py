@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sdtui import __version__
+from sdtui import __version__, workflows
 from sdtui.errors import SdtuiError, ValidationError
 from sdtui.params import GenerationRequest, format_parameters, parse_parameters
 from sdtui.schedulers import DEFAULT_SCHEDULER, canonical_scheduler
@@ -93,7 +93,9 @@ class ImageMetadata:
         ):
             if value is not None:
                 fields[name] = value
-        fields["extras"] = tuple(extras.items())
+        fields.update(workflows.fields_from_a1111(extras))  # A1111's hires fix keys
+        used = workflows.used_a1111_keys(extras)
+        fields["extras"] = tuple((k, v) for k, v in extras.items() if k not in used)
         return GenerationRequest(**fields)
 
     def to_json_dict(self) -> dict[str, Any]:
