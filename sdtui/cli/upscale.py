@@ -9,9 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
-from typing import Any
 
 from sdtui.cli import common
 from sdtui.cli.upscalers import add_upscaler_dir_argument
@@ -79,24 +77,9 @@ def _pick_upscaler(name: str | None, folder: Path) -> Path:
     raise ValidationError("upscaler", f"several in {folder}; pick one with --upscaler ({names})")
 
 
-def source_request(path: Path, upscaler: str, scale: float) -> Any:
-    """The source's own request (a remix makes the source again), marked as upscaled."""
-    from sdtui.gallery.metadata import read_metadata
-    from sdtui.params import GenerationRequest
-
-    extras = (("Postprocess upscaler", upscaler), ("Postprocess upscale by", f"{scale:g}"))
-    try:
-        request = read_metadata(path).request()
-    except ValidationError:  # a photo, or settings we cannot take: a plain record
-        return GenerationRequest(prompt=f"upscaled {path.name}", seed=0, extras=extras)
-    kept = tuple((k, v) for k, v in request.extras if k not in dict(extras))
-    return request.replace(extras=kept + extras)
-
-
 def run(args: argparse.Namespace) -> int:
     from sdtui.engine.upscale import output_size, upscaler_dir
     from sdtui.images import open_image
-    from sdtui.workflows import file_sha256
 
     settings = common.settings_from_args(args)
     source = Path(args.image).expanduser()
@@ -109,55 +92,30 @@ def run(args: argparse.Namespace) -> int:
         output_size(image.size, scale)  # too large: refused before the model loads
 
     from sdtui.engine.device import choose_device
-    from sdtui.engine.upscale import load_upscaler, upscale_image
+    from sdtui.engine.upscale_job import upscale_into_gallery
     from sdtui.gallery import Gallery
-    from sdtui.results import GeneratedImage, GenerationResult
-
-    device = choose_device(settings.device)
-    upscaler = load_upscaler(model_path, allow_pickle=settings.allow_pickle)
-    scale = scale or float(upscaler.scale)
-    request = source_request(source, upscaler.name, scale)
-    started = time.perf_counter()
 
     def on_tile(done: int, total: int) -> None:
         if sys.stderr.isatty():
             print(f"\rsdtui: tile {done}/{total}", end="", file=sys.stderr, flush=True)
 
-    result_image = upscale_image(upscaler, image, device, scale, tile, on_tile=on_tile)
+    device = choose_device(settings.device)
+    with Gallery(settings.gallery) as gallery:
+        done = upscale_into_gallery(
+            source, model_path, gallery, device=device, scale=scale, tile=tile,
+            allow_pickle=settings.allow_pickle, on_tile=on_tile,
+        )  # fmt: skip
     if sys.stderr.isatty():
         print(file=sys.stderr)
-    seconds = time.perf_counter() - started
-    generated = GeneratedImage(result_image, request.seed or 0, 0, request)
-    record = {
-        "source": str(source.resolve()),
-        "source_sha256": file_sha256(source),
-        "source_size": list(image.size),
-        "upscaler": upscaler.name,
-        "upscaler_file": str(model_path),
-        "architecture": upscaler.architecture,
-        "model_scale": upscaler.scale,
-        "scale": scale,
-        "tile": tile,
-    }
-    result = GenerationResult(
-        request=request,
-        images=[generated],
-        model_id=f"upscaler:{upscaler.name}",
-        device=device,
-        dtype="fp32",
-        generate_seconds=seconds,
-        info={"workflow": "upscale", "upscale": record},
-    )
-    entry = Gallery(settings.gallery).save(generated, result)
     if args.json:
         line = {
-            "path": str(entry.path),
-            "width": result_image.width,
-            "height": result_image.height,
-            "seconds": round(seconds, 3),
-            **record,
+            "path": str(done.entry.path),
+            "width": done.size[0],
+            "height": done.size[1],
+            "seconds": round(done.seconds, 3),
+            **done.record,
         }
         print(json.dumps(line, ensure_ascii=False), flush=True)
     else:
-        print(entry.path, flush=True)
+        print(done.entry.path, flush=True)
     return 0
