@@ -8,6 +8,7 @@ calls `generate` for every request that `sdtui.workflows.is_workflow` flags.
 
 from __future__ import annotations
 
+import functools
 import secrets
 import time
 from typing import TYPE_CHECKING, Any
@@ -193,7 +194,12 @@ def _hires_fix(
     import torch
 
     width, height = workflows.hires_size(request)
-    latent = request.hires_upscaler == workflows.LATENT_UPSCALER
+    wanted_latent = request.hires_upscaler == workflows.LATENT_UPSCALER
+    # UNet models keep (B, 4, H/8, W/8) latents that can be resized as pictures are;
+    # transformer models (SD 3, FLUX) pack theirs: those are enlarged in pixels.
+    latent = wanted_latent and getattr(pipe, "unet", None) is not None
+    if wanted_latent and not latent:
+        status("latent upscale needs a UNet model's latents: enlarging in pixels instead")
     base = pipe(
         **common,
         num_inference_steps=request.steps,
@@ -206,18 +212,32 @@ def _hires_fix(
         image: Any = torch.nn.functional.interpolate(
             base.images, size=(height // factor, width // factor), mode="bilinear"
         )
+    elif wanted_latent:
+        image = base.images[0].resize((width, height), _lanczos())
     else:
         from sdtui.engine import upscale
 
         status(f"upscaling with {request.hires_upscaler}")
-        model = upscale.load_upscaler(
-            upscale.find_upscaler(request.hires_upscaler), allow_pickle=engine.allow_pickle
-        )
+        path = upscale.find_upscaler(request.hires_upscaler)
+        model = _upscaler(str(path), path.stat().st_mtime_ns, engine.allow_pickle)
         image = upscale.upscale_image(model, base.images[0], device=engine.device)
         image = image.resize((width, height), _lanczos())
     steps = request.hires_steps or request.steps
     kwargs = dict(common, image=image, strength=request.hires_denoise, num_inference_steps=steps)
     return _call(img2img, request.hires_denoise, kwargs).images[0]
+
+
+@functools.lru_cache(maxsize=1)
+def _upscaler(path: str, _mtime_ns: int, allow_pickle: bool) -> Any:
+    """The hires fix's upscaler, kept for the next image (one at a time: they are large).
+
+    The file's modification time is part of the key: a replaced file is read again.
+    """
+    from pathlib import Path
+
+    from sdtui.engine import upscale
+
+    return upscale.load_upscaler(Path(path), allow_pickle=allow_pickle)
 
 
 def _lanczos() -> int:
