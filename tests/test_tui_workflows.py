@@ -49,9 +49,9 @@ async def test_img2img_from_history_with_a_nudged_strength(demo_model_dir, galle
         await pilot.pause()
         assert app.params.value("init_image") == str(first.path)
         assert app.params.value("strength") == "0.75"
-        await pilot.press("alt+period", "alt+period")
+        await pilot.press("alt+pageup", "alt+pageup")
         assert app.params.value("strength") == "0.85"
-        await pilot.press("alt+comma")
+        await pilot.press("alt+pagedown")
         assert app.params.value("strength") == "0.8"
         await pilot.press("ctrl+g")
         await wait_until(pilot, lambda: len(app.history.entries) == 2)
