@@ -99,8 +99,10 @@ def test_an_a1111_hires_image_reads_back_into_fields():
 
 
 def test_an_a1111_img2img_strength_stays_an_extra_and_is_written_once():
-    text = "a dog\nSteps: 20, Sampler: Euler, CFG scale: 7, Seed: 3, Size: 512x512, " \
+    text = (
+        "a dog\nSteps: 20, Sampler: Euler, CFG scale: 7, Seed: 3, Size: 512x512, "
         "Denoising strength: 0.6"
+    )
     request = request_from_parameters(text)
     assert dict(request.extras)["Denoising strength"] == "0.6"
     again = request.replace(init_image="x.png", strength=0.3)
