@@ -197,3 +197,12 @@ def test_hires_fix_through_an_upscaler_model(
     from sdtui.gallery.metadata import read_text_chunks
 
     assert "Hires upscaler: tiny-x2" in read_text_chunks(path)[0]["parameters"]
+
+
+def test_tiles_cover_the_side_evenly_with_the_overlap_asked():
+    spans = upscale._spans(1024, 512, 32)
+    assert len(spans) == 3 and spans[0][0] == 0 and sum(spans[-1]) == 1024
+    for (a, size), (b, _) in zip(spans, spans[1:], strict=False):
+        assert a + size - b >= 32  # neighbours overlap by at least the overlap
+    assert max(size for _, size in spans) <= 512
+    assert upscale._spans(300, 512, 32) == [(0, 300)]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import math
 import os
 import sys
 import types
@@ -250,12 +251,18 @@ def _ramp(length: int, overlap: int, at_start: bool, at_end: bool) -> Any:
     return weights
 
 
-def _starts(length: int, tile: int, overlap: int) -> list[int]:
+def _spans(length: int, tile: int, overlap: int) -> list[tuple[int, int]]:
+    """(start, size) of the tiles along one side: as few as `tile` allows, evened out.
+
+    Shrinking the tiles to share the length evenly keeps the overlap at `overlap`
+    (a 1024 side in 512 tiles is 3 tiles of 363, not 3 of 512 piled on each other).
+    """
     if length <= tile:
-        return [0]
-    stride = tile - overlap
-    starts = list(range(0, length - tile, stride))
-    return starts + [length - tile]
+        return [(0, length)]
+    count = math.ceil((length - overlap) / (tile - overlap))
+    size = math.ceil((length + (count - 1) * overlap) / count)
+    last = length - size
+    return [(round(i * last / (count - 1)), size) for i in range(count)]
 
 
 def run_tiled(
@@ -281,11 +288,10 @@ def run_tiled(
                       device=tensor.device)  # fmt: skip
     total_weight = torch.zeros((1, 1, height * scale, width * scale), dtype=tensor.dtype,
                                device=tensor.device)  # fmt: skip
-    ys, xs = _starts(height, tile, overlap), _starts(width, tile, overlap)
-    count, done = len(ys) * len(xs), 0
-    for y in ys:
-        for x in xs:
-            h, w = min(tile, height - y), min(tile, width - x)
+    rows, columns = _spans(height, tile, overlap), _spans(width, tile, overlap)
+    count, done = len(rows) * len(columns), 0
+    for y, h in rows:
+        for x, w in columns:
             piece = model(tensor[:, :, y : y + h, x : x + w])
             wy = _ramp(h * scale, overlap * scale, y == 0, y + h >= height)
             wx = _ramp(w * scale, overlap * scale, x == 0, x + w >= width)
