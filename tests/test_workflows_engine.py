@@ -232,3 +232,13 @@ def test_inpainting_checkpoint_takes_the_inpaint_pipeline(engine, init_png, mask
         assert result.info["workflow"] == "inpaint"
     finally:
         pipe.unet = original_unet
+
+
+def test_img2img_and_hires_show_previews(demo_model_dir, request_for, init_png):
+    engine = Engine(device="cpu", preview="latent")
+    seen: list[StepProgress] = []
+    engine.generate(request_for(init_image=str(init_png), strength=1.0), on_progress=seen.append)
+    assert any(p.preview is not None for p in seen)
+    seen.clear()
+    engine.generate(request_for(hires_scale=2, hires_denoise=1.0), on_progress=seen.append)
+    assert any(p.preview is not None for p in seen)
