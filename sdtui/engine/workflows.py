@@ -94,6 +94,7 @@ def generate(
     previewer = engine._previewer(loaded.family)
     started = time.perf_counter()
     images: list[GeneratedImage] = []
+    blacked_out: list[int] = []
     for index, seed in enumerate(request.image_seeds(base_seed)):
         if cancel is not None and cancel.cancelled:
             raise GenerationCancelled()
@@ -109,9 +110,11 @@ def generate(
             "callback_on_step_end_tensor_inputs": ["latents"],
         }
         if inputs is not None:
-            image = _image_to_image(second, kind, inputs, request, common)
+            image, flagged = _image_to_image(second, kind, inputs, request, common)
         else:
-            image = _hires_fix(engine, pipe, second, request, common, status)
+            image, flagged = _hires_fix(engine, pipe, second, request, common, status)
+        if flagged:
+            blacked_out.append(seed)
         generated = GeneratedImage(image, seed, index, request)
         images.append(generated)
         if on_image is not None:
@@ -129,6 +132,7 @@ def generate(
             "base_seed": base_seed,
             "notice": loaded.notice,
             "notes": list(loaded.notes),
+            "blacked_out_seeds": blacked_out,
             "workflow": _describe(request, kind),
         },
     )
@@ -144,7 +148,7 @@ def _describe(request: GenerationRequest, kind: str) -> str:
 
 def _image_to_image(
     pipe: Any, kind: str, inputs: PreparedInputs, request: GenerationRequest, common: dict
-) -> Image:
+) -> tuple[Image, bool]:
     width, height = inputs.size
     kwargs = dict(common, image=inputs.image, strength=request.strength)
     kwargs["num_inference_steps"] = request.steps
@@ -158,7 +162,13 @@ def _image_to_image(
     image = output.images[0]
     if inputs.paste_mask is not None:
         image = paste_back(inputs.image, image, inputs.paste_mask)
-    return image
+    return image, _blacked_out(output)
+
+
+def _blacked_out(output: Any) -> bool:
+    """True when the model's safety checker replaced the picture with black."""
+    flagged = getattr(output, "nsfw_content_detected", None)
+    return bool(flagged and flagged[0])
 
 
 def _call(pipe: Any, strength: float, kwargs: dict) -> Any:
@@ -189,7 +199,7 @@ def _hires_fix(
     request: GenerationRequest,
     common: dict,
     status: StatusCallback,
-) -> Image:
+) -> tuple[Image, bool]:
     """A1111's two passes: the base size, upscaled, then img2img at the hires strength."""
     import torch
 
@@ -224,7 +234,8 @@ def _hires_fix(
         image = image.resize((width, height), _lanczos())
     steps = request.hires_steps or request.steps
     kwargs = dict(common, image=image, strength=request.hires_denoise, num_inference_steps=steps)
-    return _call(img2img, request.hires_denoise, kwargs).images[0]
+    output = _call(img2img, request.hires_denoise, kwargs)
+    return output.images[0], _blacked_out(output)
 
 
 @functools.lru_cache(maxsize=1)
