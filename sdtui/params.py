@@ -123,6 +123,8 @@ class GenerationRequest:
     mask: str | None = None  # white = repaint
     mask_sha256: str | None = None
     mask_blur: int = 4
+    inpaint_only_masked: bool = False  # repaint the masked area alone, at full resolution
+    mask_padding: int = 32  # pixels around it that the model sees as context
     outpaint: tuple[tuple[str, int], ...] = field(default=())  # (side, pixels)
     hires_scale: float | None = None  # None: no hires fix
     hires_steps: int = 0  # 0: as many as the first pass

@@ -33,6 +33,9 @@ KEY_HIRES_SCALE = "Hires upscale"
 KEY_HIRES_STEPS = "Hires steps"
 KEY_HIRES_UPSCALER = "Hires upscaler"
 KEY_MASK_BLUR = "Mask blur"
+KEY_INPAINT_AREA = "Inpaint area"
+KEY_MASK_PADDING = "Masked area padding"
+MASK_PADDING_RANGE = (0, 256)
 KEY_OUTPAINT = "Outpaint"
 A1111_KEYS = (
     KEY_STRENGTH,
@@ -40,6 +43,8 @@ A1111_KEYS = (
     KEY_HIRES_STEPS,
     KEY_HIRES_UPSCALER,
     KEY_MASK_BLUR,
+    KEY_INPAINT_AREA,
+    KEY_MASK_PADDING,
     KEY_OUTPAINT,
 )
 
@@ -133,6 +138,9 @@ def check_workflow_fields(request: GenerationRequest) -> None:
     set_(request, "mask", _path("mask", request.mask))
     set_(request, "mask_sha256", _sha("mask sha256", request.mask_sha256))
     set_(request, "mask_blur", _whole("mask blur", request.mask_blur, *MASK_BLUR_RANGE))
+    if not isinstance(request.inpaint_only_masked, bool):
+        raise ValidationError("inpaint only masked", "must be true or false")
+    set_(request, "mask_padding", _whole("mask padding", request.mask_padding, *MASK_PADDING_RANGE))
     set_(request, "outpaint", parse_outpaint(request.outpaint))
     if request.hires_scale is not None:
         scale = _number("hires scale", request.hires_scale, *HIRES_SCALE_RANGE)
@@ -146,6 +154,8 @@ def check_workflow_fields(request: GenerationRequest) -> None:
     set_(request, "hires_upscaler", LATENT_UPSCALER if upscaler.lower() == "latent" else upscaler)
     if request.mask and not request.init_image:
         raise ValidationError("mask", "needs an init image to repaint (--init-image)")
+    if request.inpaint_only_masked and not request.mask:
+        raise ValidationError("inpaint only masked", "needs a mask (--mask)")
     if request.outpaint and not request.init_image:
         raise ValidationError("outpaint", "needs an init image to extend (--init-image)")
     if request.hires_scale is not None and request.init_image:
@@ -192,6 +202,9 @@ def a1111_pairs(request: GenerationRequest) -> list[tuple[str, str]]:
         pairs.append((KEY_STRENGTH, f"{request.strength:g}"))
         if request.mask is not None:
             pairs.append((KEY_MASK_BLUR, str(request.mask_blur)))
+            if request.inpaint_only_masked:  # A1111's words for it
+                pairs.append((KEY_INPAINT_AREA, "Only masked"))
+                pairs.append((KEY_MASK_PADDING, str(request.mask_padding)))
         if request.outpaint:
             pairs.append((KEY_OUTPAINT, format_outpaint(request.outpaint)))
     elif request.hires_scale is not None:

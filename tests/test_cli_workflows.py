@@ -108,3 +108,19 @@ def test_bad_workflow_input_exits_2_and_saves_nothing(
     assert code == 2
     assert words in err and len(err.strip().splitlines()) == 1
     assert not gallery_dir.exists() or not gallery_pngs(gallery_dir)
+
+
+def test_inpaint_only_masked_flags(demo_model_dir, gallery_dir, init_png, tmp_path, capsys):
+    mask = Image.new("L", (80, 72), 0)
+    ImageDraw.Draw(mask).rectangle((8, 8, 31, 31), fill=255)
+    mask_path = tmp_path / "spot.png"
+    mask.save(mask_path)
+    [line] = generate(capsys, "--init-image", str(init_png), "--mask", str(mask_path),
+                      "--inpaint-only-masked", "--mask-padding", "16", "--mask-blur", "0",
+                      "--strength", "1")  # fmt: skip
+    out = np.asarray(Image.open(line["path"]).convert("RGB"))
+    assert out.shape == (72, 80, 3)
+    source = np.asarray(Image.open(init_png).convert("RGB"))
+    assert np.array_equal(out[40:], source[40:])
+    request = read_metadata(Path(line["path"])).request()
+    assert (request.inpaint_only_masked, request.mask_padding) == (True, 16)

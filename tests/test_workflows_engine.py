@@ -242,3 +242,28 @@ def test_img2img_and_hires_show_previews(demo_model_dir, request_for, init_png):
     seen.clear()
     engine.generate(request_for(hires_scale=2, hires_denoise=1.0), on_progress=seen.append)
     assert any(p.preview is not None for p in seen)
+
+
+def test_inpaint_only_masked_repaints_the_area_alone(engine, request_for, init_png, tmp_path):
+    mask = Image.new("L", (64, 64), 0)
+    ImageDraw.Draw(mask).rectangle((40, 40, 55, 55), fill=255)
+    mask_path = tmp_path / "corner.png"
+    mask.save(mask_path)
+    source = np.asarray(Image.open(init_png).convert("RGB")).astype(np.int16)
+    fields = dict(init_image=str(init_png), mask=str(mask_path), mask_blur=0, strength=1.0)
+    only = engine.generate(request_for(**fields, inpaint_only_masked=True, mask_padding=8))
+    whole = engine.generate(request_for(**fields))
+    out = pixels(only)
+    assert out.shape == (64, 64, 3)
+    outside = np.asarray(mask) == 0
+    assert np.array_equal(out[outside], source[outside])
+    assert not np.array_equal(out[40:56, 40:56], source[40:56, 40:56])
+    # The area was painted at full size from its crop: not what the whole picture gives.
+    assert not np.array_equal(out[40:56, 40:56], pixels(whole)[40:56, 40:56])
+    settings = parse_parameters(format_parameters(only.request, 42)).settings
+    assert (settings["Inpaint area"], settings["Masked area padding"]) == ("Only masked", "8")
+
+
+def test_inpaint_only_masked_needs_a_mask(request_for, init_png):
+    with pytest.raises(ValidationError, match="needs a mask"):
+        request_for(init_image=str(init_png), inpaint_only_masked=True)

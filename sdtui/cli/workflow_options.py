@@ -17,6 +17,15 @@ def add_workflow_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--mask", metavar="PATH", help="repaint only where this is white")
     group.add_argument("--mask-blur", metavar="N", help="feather the mask by N pixels (default 4)")
     group.add_argument(
+        "--inpaint-only-masked",
+        action="store_true",
+        default=None,
+        help="repaint only the masked area, enlarged to the full size (A1111's 'only masked')",
+    )
+    group.add_argument(
+        "--mask-padding", metavar="N", help="with --inpaint-only-masked: context pixels (32)"
+    )
+    group.add_argument(
         "--outpaint",
         metavar="SIDE:PIXELS",
         action="append",
@@ -56,6 +65,8 @@ def workflow_fields(args: argparse.Namespace, settings: Settings) -> dict[str, A
         ("strength", "strength"),
         ("mask", "mask"),
         ("mask_blur", "mask_blur"),
+        ("inpaint_only_masked", "inpaint_only_masked"),
+        ("mask_padding", "mask_padding"),
         ("hires_scale", "hires_scale"),
         ("hires_steps", "hires_steps"),
         ("hires_denoise", "hires_denoise"),

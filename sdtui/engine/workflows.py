@@ -158,6 +158,10 @@ def _image_to_image(
         # An inpainting model given no mask repaints the whole picture.
         mask = inputs.mask if inputs.mask is not None else PILImage.new("L", inputs.size, 255)
         kwargs.update(mask_image=mask, width=width, height=height)
+        if request.inpaint_only_masked:
+            # diffusers crops the masked area (plus padding), paints it at the full
+            # width x height and lays it back: A1111's "inpaint only masked".
+            kwargs["padding_mask_crop"] = request.mask_padding
     output = _call(pipe, request.strength, kwargs)
     image = output.images[0]
     if inputs.paste_mask is not None:
