@@ -154,7 +154,7 @@ def _spandrel() -> Any:
     except ImportError as exc:
         raise SdtuiError(
             f"upscalers need the spandrel package ({exc})",
-            "pip install 'sdtui[upscale]' (or: pip install --no-deps spandrel einops)",
+            "pip install --no-deps 'spandrel>=0.4,<0.5' einops (torchvision is not needed)",
         ) from None
     return spandrel
 
