@@ -114,8 +114,13 @@ def test_sdxl_img2img_inpaint_outpaint_and_hires(engine, sdxl_dir, picture, tmp_
     ImageDraw.Draw(mask).rectangle((0, 0, 31, 63), fill=255)
     mask.save(tmp_path / "mask.png")
     inpainted = engine.generate(
-        make(sdxl_dir, init_image=str(picture), mask=str(tmp_path / "mask.png"), mask_blur=0,
-             strength=1.0)  # fmt: skip
+        make(
+            sdxl_dir,
+            init_image=str(picture),
+            mask=str(tmp_path / "mask.png"),
+            mask_blur=0,
+            strength=1.0,
+        )  # fmt: skip
     )
     assert np.array_equal(np.asarray(inpainted.images[0].image)[:, 32:], source[:, 32:])
     wider = engine.generate(make(sdxl_dir, init_image=str(picture), outpaint=("left:32",)))
