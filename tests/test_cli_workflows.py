@@ -124,3 +124,16 @@ def test_inpaint_only_masked_flags(demo_model_dir, gallery_dir, init_png, tmp_pa
     assert np.array_equal(out[40:], source[40:])
     request = read_metadata(Path(line["path"])).request()
     assert (request.inpaint_only_masked, request.mask_padding) == (True, 16)
+
+
+def test_a_mask_of_another_size_is_resized_and_said(
+    demo_model_dir, gallery_dir, init_png, tmp_path, capsys
+):
+    mask_path = tmp_path / "small.png"
+    Image.new("L", (40, 36), 255).save(mask_path)
+    code = main(["generate", "a boat", "--model", "demo", "--steps", "2",
+                 "--init-image", str(init_png), "--mask", str(mask_path)])  # fmt: skip
+    captured = capsys.readouterr()
+    assert code == 0
+    assert "the mask is 40x36 and the image 80x72: the mask was resized to fit" in captured.err
+    assert Image.open(captured.out.strip()).size == (80, 72)

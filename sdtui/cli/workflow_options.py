@@ -89,13 +89,17 @@ def workflow_fields(args: argparse.Namespace, settings: Settings) -> dict[str, A
 
 
 def check_files(request: Any) -> Any:
-    """Read the init image and mask now (bad files stop before any model loads); add hashes."""
+    """Read the init image and mask now (bad files stop before any model loads); add hashes.
+
+    What will be adjusted (a mask of another size, resized) is said on stderr.
+    """
     if request.init_image is None:
         return request
-    from sdtui.images import open_image
+    import sys
+
+    from sdtui.images import prepare_inputs
     from sdtui.workflows import with_file_hashes
 
-    open_image(request.init_image, "init image")
-    if request.mask is not None:
-        open_image(request.mask, "mask")
+    for notice in prepare_inputs(request).notices:
+        print(f"sdtui: {notice}", file=sys.stderr)
     return with_file_hashes(request)

@@ -134,6 +134,7 @@ def generate(
             "notes": list(loaded.notes),
             "blacked_out_seeds": blacked_out,
             "workflow": _describe(request, kind),
+            "notices": list(inputs.notices) if inputs is not None else [],
         },
     )
 
