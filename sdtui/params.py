@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from sdtui import workflows
 from sdtui.errors import ValidationError
 from sdtui.models import DEFAULT_MODEL
 from sdtui.schedulers import DEFAULT_SCHEDULER, canonical_scheduler
@@ -119,6 +120,20 @@ class GenerationRequest:
     # SDXL's second stage: a refiner model takes over at this fraction of the steps.
     refiner: str = ""
     refiner_switch: float = 0.8
+    # Image-to-image workflows (checked in sdtui.workflows): files by path + sha256.
+    init_image: str | None = None
+    init_image_sha256: str | None = None
+    strength: float = 0.75  # denoising strength of img2img / inpaint / outpaint
+    mask: str | None = None  # white = repaint
+    mask_sha256: str | None = None
+    mask_blur: int = 4
+    inpaint_only_masked: bool = False  # repaint the masked area alone, at full resolution
+    mask_padding: int = 32  # pixels around it that the model sees as context
+    outpaint: tuple[tuple[str, int], ...] = field(default=())  # (side, pixels)
+    hires_scale: float | None = None  # None: no hires fix
+    hires_steps: int = 0  # 0: as many as the first pass
+    hires_denoise: float = 0.5
+    hires_upscaler: str = "latent"  # or an upscaler model's name
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__  # frozen: normalise through the back door once
@@ -152,6 +167,7 @@ class GenerationRequest:
         except (TypeError, ValueError):
             raise ValidationError("extras", "must be pairs of key and value") from None
         set_(self, "extras", pairs)
+        workflows.check_workflow_fields(self)
 
     def replace(self, **changes: Any) -> GenerationRequest:
         """A copy with some fields changed, validated again."""
@@ -296,7 +312,10 @@ def format_parameters(request: GenerationRequest, seed: int | None = None) -> st
     if request.refiner:
         switch = f"{request.refiner_switch:g}"
         pairs += [("Refiner", request.refiner), ("Refiner switch at", switch)]
-    pairs += [(k, v) for k, v in request.extras if k not in _OWN_KEYS]
+    workflow_pairs = workflows.a1111_pairs(request)
+    pairs += workflow_pairs
+    written = set(_OWN_KEYS) | {k for k, _ in workflow_pairs}
+    pairs += [(k, v) for k, v in request.extras if k not in written]
     lines = [request.prompt]
     if request.negative_prompt:
         lines.append(f"{_NEGATIVE} {request.negative_prompt}")
@@ -340,6 +359,8 @@ def request_from_parameters(text: str, **overrides: Any) -> GenerationRequest:
         fields["refiner"] = _HASH_SUFFIX.sub("", s["Refiner"])
         if "Refiner switch at" in s:
             fields["refiner_switch"] = s["Refiner switch at"]
-    fields["extras"] = tuple((k, v) for k, v in s.items() if k not in _OWN_KEYS)
+    fields.update(workflows.fields_from_a1111(s))
+    used = set(_OWN_KEYS) | workflows.used_a1111_keys(s)
+    fields["extras"] = tuple((k, v) for k, v in s.items() if k not in used)
     fields.update(overrides)
     return GenerationRequest(**fields)

@@ -100,7 +100,7 @@ def test_reads_real_a1111_text_with_extra_keys():
     assert req.scheduler == "DPM++ 2M Karras"
     extras = dict(req.extras)
     assert extras["Lora hashes"] == "add_detail: 7c6bad76eb54, more: abc"
-    assert extras["Hires upscale"] == "2"
+    assert req.hires_scale == 2.0  # A1111's hires fix is a setting of ours too
     assert extras["Model hash"] == "6ce0161689"
     # Written back out, the extra keys survive for A1111 to read again.
     again = parse_parameters(format_parameters(req))

@@ -31,6 +31,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("sdtui.cli.serve", "share one engine and job queue over HTTP"),
     "loras": ("sdtui.cli.loras", "list the LoRA files, their model family and trigger words"),
     "embeddings": ("sdtui.cli.embeddings", "list the textual-inversion embeddings"),
+    "upscale": ("sdtui.cli.upscale", "enlarge an image with an upscaler model into the gallery"),
+    "upscalers": ("sdtui.cli.upscalers", "list the upscaler models in the upscaler folder"),
 }
 
 

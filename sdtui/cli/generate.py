@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from sdtui.cli import common, prompt_options, remote
+from sdtui.cli import common, prompt_options, remote, workflow_options
 from sdtui.engine import performance
 from sdtui.errors import GenerationCancelled
 
@@ -60,6 +60,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     performance.add_performance_arguments(parser)
     prompt_options.add_prompt_arguments(parser)
     remote.add_remote_arguments(parser)
+    workflow_options.add_workflow_arguments(parser)
 
 
 def _seed(text: str | None) -> str | None:
@@ -69,12 +70,15 @@ def _seed(text: str | None) -> str | None:
     return text
 
 
-def build_request(args: argparse.Namespace, model: str) -> Any:
+def build_request(args: argparse.Namespace, model: str, settings: Any = None) -> Any:
     """The validated request; what is not given follows the loaded model later (`follow_model`)."""
+    from sdtui.config import Settings
     from sdtui.models import resolve_model_name
     from sdtui.params import GenerationRequest
     from sdtui.schedulers import DEFAULT_SCHEDULER
 
+    # First: an init image gives the size where no flag does.
+    workflow = workflow_options.workflow_fields(args, settings or Settings())
     entry = resolve_model_name(model).entry
     native = entry.native_size if entry else (512, 512)
     fields: dict[str, Any] = {
@@ -93,7 +97,7 @@ def build_request(args: argparse.Namespace, model: str) -> Any:
         fields["steps"] = args.steps
     if args.cfg is not None:
         fields["cfg"] = args.cfg
-    return GenerationRequest(**fields)
+    return workflow_options.check_files(GenerationRequest(**fields, **workflow))
 
 
 def _quiet_libraries() -> None:
@@ -169,7 +173,7 @@ def run(args: argparse.Namespace) -> int:
 
     settings = common.settings_from_args(args)
     # Bad input stops here, before anything is loaded or written.
-    request = build_request(args, settings.model)
+    request = build_request(args, settings.model, settings)
     job = prompt_options.prepare_job(args, request, settings)
     options = performance.performance_from_settings(settings, args)
     _quiet_libraries()

@@ -27,6 +27,7 @@ from sdtui.errors import GenerationCancelled, OutOfMemoryError, SdtuiError, Vali
 from sdtui.params import MAX_SEED, GenerationRequest
 from sdtui.results import CancelToken, GeneratedImage, GenerationResult, StepProgress
 from sdtui.schedulers import canonical_scheduler, scheduler_spec
+from sdtui.workflows import is_workflow
 
 StatusCallback = Callable[[str], None]
 ProgressCallback = Callable[[StepProgress], None]
@@ -329,6 +330,12 @@ class Engine:
                 raise GenerationCancelled()
             loaded = self._load(request.model, on_status, None)
             try:
+                if is_workflow(request):  # img2img, inpaint, outpaint, hires fix
+                    from sdtui.engine import workflows
+
+                    return workflows.generate(
+                        self, request, loaded, on_progress, cancel, on_image, on_status
+                    )
                 return self._generate(request, loaded, on_progress, cancel, on_image, on_status)
             except _Interrupted:
                 raise GenerationCancelled() from None

@@ -581,6 +581,36 @@ class SdtuiApp(AddonPickerMixin, PromptCraftMixin, App[None]):
             self.submit(entry.request.replace(seed=random.randint(0, MAX_SEED), count=1))
         self.notify(f"{VARIATIONS} variations queued.", markup=False)
 
+    def action_img2img(self) -> None:
+        entry = self.history.selected_entry
+        if entry is None:
+            self.show_error("Pick a history image first (f2 moves to the history).")
+            return
+        self.img2img_from(entry)
+
+    def img2img_from(self, entry: Any) -> None:
+        """Load an image's settings with the image itself as the init image (the gallery too)."""
+        from sdtui.images import open_image, snap_size
+
+        try:
+            size = snap_size(*open_image(entry.path, "image").size)  # its pixels, not settings
+            request = (entry.request or self.build_request()).replace(
+                init_image=str(entry.path), init_image_sha256=None, mask=None, mask_sha256=None,
+                outpaint=(), hires_scale=None, count=1, width=size[0], height=size[1],
+                strength=self.params.value("strength") or 0.75,  # the chosen strength stays
+            )  # fmt: skip
+        except ValidationError as exc:
+            self.show_error(str(exc))
+            return
+        self.remix_request(request)
+        self.status.set_state(f"img2img from {entry.path.name}")
+
+    def action_strength_up(self) -> None:
+        self.params.bump_strength(0.05)
+
+    def action_strength_down(self) -> None:
+        self.params.bump_strength(-0.05)
+
     def action_focus_history(self) -> None:
         self.history.focus()
 

@@ -124,6 +124,12 @@ class GalleryDetailScreen(ImageLoading, Screen[None]):
     def action_remix(self) -> None:
         self.owner.remix(self.entry)
 
+    def action_img2img(self) -> None:
+        self.owner.img2img(self.entry)
+
+    def action_upscale(self) -> None:
+        self.owner.upscale(self.entry)
+
     def action_back(self) -> None:
         self.dismiss()
 

@@ -24,6 +24,8 @@ GALLERY_KEYS: tuple[KeyAction, ...] = (
     KeyAction("favorite", "f", "Fav", "Mark or unmark the image as a favourite", True, False),
     KeyAction("copy", "c", "Copy", "Copy the settings (A1111 parameters text)", True, False),
     KeyAction("remix", "r", "Remix", "Load the settings into the prompt editor", True, False),
+    KeyAction("img2img", "i", "Img2img", "Start img2img from the image", True, False),
+    KeyAction("upscale", "x", "Upscale", "Upscale into a new gallery image", True, False),
     KeyAction("delete", "delete,d", "Del", "Move the image to the trash", True, False),
     KeyAction("undo", "u", "Undo", "Put the last deleted image back", True, False),
     KeyAction("mark", "space", "Mark", "Pick the image to compare with another", True, False),
@@ -55,6 +57,8 @@ DETAIL_KEYS: tuple[KeyAction, ...] = (
     KeyAction("favorite", "f", "Fav", "Mark or unmark the image as a favourite", True, False),
     KeyAction("copy", "c", "Copy", "Copy the settings (A1111 parameters text)", True, False),
     KeyAction("remix", "r", "Remix", "Load the settings into the prompt editor", True, False),
+    KeyAction("img2img", "i", "Img2img", "Start img2img from the image", True, False),
+    KeyAction("upscale", "x", "Upscale", "Upscale into a new gallery image", True, False),
     KeyAction("back", "escape,q", "Back", "Back to the gallery list", True, False),
 )
 
@@ -98,7 +102,8 @@ class GalleryHelpScreen(ModalScreen[None]):
             table.add_row(_key_label(action.key), action.help)
         table.add_row("↑ ↓ pgup pgdn home end", "Move through the list (or the mouse wheel)")
         table.add_row(
-            "In the large view", "← → the images around it · f favourite · c copy · r remix"
+            "In the large view",
+            "← → the images around it · f favourite · c copy · r remix · i img2img · x upscale",
         )
         with VerticalScroll():
             yield Static(table)

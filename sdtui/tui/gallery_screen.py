@@ -382,6 +382,32 @@ class GalleryScreen(Screen[None]):
         if entry is not None:
             self.remix(entry)
 
+    def img2img(self, entry: Any) -> None:
+        """Close the gallery and start img2img from `entry` in the prompt editor."""
+        start = getattr(self.app, "img2img_from", None)
+        if start is None:
+            self._error("img2img needs the prompt editor; open the gallery from the app.")
+            return
+        while self.app.screen is not self:
+            self.app.pop_screen()
+        self.dismiss()
+        self.app.call_later(start, entry)
+
+    def action_img2img(self) -> None:
+        entry = self._current()
+        if entry is not None:
+            self.img2img(entry)
+
+    def upscale(self, entry: Any) -> None:
+        from sdtui.tui.gallery_upscale import start_upscale
+
+        start_upscale(self, entry)
+
+    def action_upscale(self) -> None:
+        entry = self._current()
+        if entry is not None:
+            self.upscale(entry)
+
     def action_delete(self) -> None:
         entry = self._current()
         if entry is None:

@@ -56,6 +56,11 @@ KEY_ACTIONS: tuple[KeyAction, ...] = (
     KeyAction(
         "variations", "f4", "Variations", "Queue 4 images with the selected entry's settings"
     ),
+    KeyAction(
+        "img2img", "f10", "Img2img", "Start from the selected history image (img2img)", False
+    ),
+    KeyAction("strength_up", "alt+pageup", "Strength+", "Repaint more in img2img", False),
+    KeyAction("strength_down", "alt+pagedown", "Strength-", "Repaint less in img2img", False),
     KeyAction("focus_history", "f2", "History", "Move to the history list", False),
     KeyAction("focus_prompt", "f3", "Prompt", "Move to the prompt editor", False),
     KeyAction("expand_prompt", "f6", "Expand", "Grow the prompt with the expander model"),

@@ -22,6 +22,8 @@ from sdtui.tui.model_defaults import scheduler_choices
 from sdtui.tui.sizes import native_size, next_preset, shape_name
 
 FIELDS = ("model", "scheduler", "steps", "cfg", "seed", "width", "height", "count")
+# img2img: the picture to start from (empty: text to image) and how much to repaint.
+IMAGE_FIELDS = ("init_image", "strength")
 
 
 class ParamsPane(Grid):
@@ -62,6 +64,12 @@ class ParamsPane(Grid):
         yield Input("1", id="count", restrict=r"[0-9]*")
         yield Label("")
         yield Label(shape_name(width, height), id="shape")
+        yield Label("Init img")
+        yield Input("", id="init_image", placeholder="none: text to image",
+                    tooltip="img2img: start from this picture (a path)")  # fmt: skip
+        yield Label("Strength")
+        yield Input("0.75", id="strength", restrict=r"[0-9.]*",
+                    tooltip="img2img: how much to repaint, 0-1")  # fmt: skip
 
     # -- reading and writing -------------------------------------------------
 
@@ -84,7 +92,8 @@ class ParamsPane(Grid):
     def read(self) -> dict[str, Any]:
         """Request fields from the form. A locked seed must be a number;
         an unlocked one is picked at random now so the queue shows it."""
-        fields: dict[str, Any] = {name: self.value(name) for name in FIELDS if name != "seed"}
+        names = FIELDS + IMAGE_FIELDS
+        fields: dict[str, Any] = {name: self.value(name) for name in names if name != "seed"}
         seed = self.value("seed")
         if self.seed_locked:
             if not seed:
@@ -96,11 +105,11 @@ class ParamsPane(Grid):
 
     def load(self, request: GenerationRequest) -> None:
         """Show every setting of `request`; its seed is locked so it reproduces."""
-        for name in FIELDS:
+        for name in FIELDS + IMAGE_FIELDS:
             value = getattr(request, name)
-            if name == "cfg":
+            if name in ("cfg", "strength"):
                 value = f"{value:g}"
-            if name == "seed":
+            if name in ("seed", "init_image"):
                 value = "" if value is None else value
             self.set_value(name, value)
         self.seed_locked = request.seed is not None
@@ -121,6 +130,15 @@ class ParamsPane(Grid):
         cfg = round(min(max(cfg + delta, CFG_RANGE[0]), CFG_RANGE[1]), 2)
         self.set_value("cfg", f"{cfg:g}")
         return cfg
+
+    def bump_strength(self, delta: float) -> float:
+        try:
+            strength = float(self.value("strength"))
+        except ValueError:
+            strength = 0.75
+        strength = round(min(max(strength + delta, 0.0), 1.0), 2)
+        self.set_value("strength", f"{strength:g}")
+        return strength
 
     def reroll_seed(self) -> int:
         seed = random.randint(0, MAX_SEED)

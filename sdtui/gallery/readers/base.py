@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from sdtui import workflows
 from sdtui.errors import SdtuiError, ValidationError
 from sdtui.params import MAX_SEED, GenerationRequest
 from sdtui.schedulers import DEFAULT_SCHEDULER, canonical_scheduler
@@ -97,7 +98,9 @@ class ImageMetadata:
         ):
             if value is not None:
                 fields[name] = value
-        fields["extras"] = tuple(extras.items())
+        fields.update(workflows.fields_from_a1111(extras))  # A1111's hires fix keys
+        used = workflows.used_a1111_keys(extras)
+        fields["extras"] = tuple((k, v) for k, v in extras.items() if k not in used)
         return GenerationRequest(**fields)
 
     def to_json_dict(self) -> dict[str, Any]:
