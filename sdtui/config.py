@@ -7,6 +7,7 @@ variable (`SDTUI_` + the key in capitals) and, where it makes sense, a flag.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import os
 import sys
 from collections.abc import Mapping
@@ -51,12 +52,28 @@ def default_gallery_dir() -> Path:
 
 
 def ensure_private_dir(path: Path) -> Path:
-    """Create `path` (and parents) readable by its owner only: a GPU box is often shared."""
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    try:
-        path.chmod(0o700)
-    except OSError:
-        pass  # not ours to change (e.g. a shared mount); the files inside are still 0600
+    """Make sure `path` is a folder; the folders created here are readable by their owner only.
+
+    A GPU box is often shared, so what sdtui creates is 0700. A folder that
+    already exists is the user's (a shared or setgid folder, /tmp...): its mode
+    is left exactly as it is.
+    """
+    missing: list[Path] = []
+    current = Path(path)
+    while not os.path.lexists(current) and current != current.parent:
+        missing.append(current)
+        current = current.parent
+    for folder in reversed(missing):
+        try:
+            os.mkdir(folder, 0o700)
+        except FileExistsError:
+            continue  # made by another process at the same moment: not ours either
+        try:
+            os.chmod(folder, 0o700)  # a umask such as 0o277 would leave it unusable
+        except OSError:
+            pass
+    if not path.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, "not a folder", str(path))
     return path
 
 

@@ -14,6 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from sdtui import __version__
+from sdtui.display import printable
 from sdtui.errors import SdtuiError
 from sdtui.logging_setup import redact, setup_logging
 
@@ -59,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _say(text: str) -> None:
     """One line on stderr; the terminal may be gone (SIGHUP), which must not hide the status."""
     try:
-        print(redact(text), file=sys.stderr)
+        print(printable(redact(text), keep="\n"), file=sys.stderr)
     except (OSError, ValueError):
         pass
 

@@ -5,12 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import unicodedata
 from pathlib import Path
 from typing import Any
 
 from sdtui.cli import common
-from sdtui.display import json_for_terminal
+from sdtui.display import json_for_terminal, path_text, printable
 from sdtui.errors import ValidationError
 
 
@@ -52,15 +51,8 @@ def _open(args: argparse.Namespace, create: bool = False) -> Any:
     return Gallery(root)
 
 
-def _printable(text: str) -> str:
-    """Text from another tool's file, with escape sequences made harmless for the terminal."""
-    return "".join(
-        "\ufffd" if unicodedata.category(ch) == "Cc" and ch not in "\n\t" else ch for ch in text
-    )
-
-
 def _short(text: str, width: int) -> str:
-    text = " ".join(_printable(text).split())
+    text = " ".join(printable(text).split())
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
@@ -86,7 +78,7 @@ def _list(args: argparse.Namespace) -> int:
         seed = "" if e.seed is None else str(e.seed)
         print(
             f"{e.id:>6}  {e.created:%Y-%m-%d %H:%M}  {'*' if e.favorite else ' '}  {seed:>10}  "
-            f"{_short(e.model or '-', 18):18}  {_short(e.prompt or e.path.name, 60)}"
+            f"{_short(e.model or '-', 18):18}  {_short(e.prompt or path_text(e.path.name), 60)}"
         )
     if total > len(entries) + args.offset:
         print(f"({len(entries)} of {total}; --offset {args.offset + len(entries)} for more)")
@@ -118,7 +110,7 @@ def _show(args: argparse.Namespace) -> int:
     if entry is not None:
         print(f"Id: {entry.id}{'  (favourite)' if entry.favorite else ''}")
         print(f"Created: {data['created']}")
-    print(f"Path: {path}")
+    print(f"Path: {path_text(path)}")
     print("\n".join(_settings_lines(data)))
     return 0
 
@@ -143,9 +135,9 @@ def _settings_lines(data: dict[str, Any]) -> list[str]:
         if value is None or value == "":
             continue
         text = f"{value:g}" if isinstance(value, float) else str(value)
-        lines.append(f"{label}: {_printable(text).replace(chr(10), chr(10) + '  ')}")
+        lines.append(f"{label}: {printable(text).replace(chr(10), chr(10) + '  ')}")
     extras = (data.get("extras") or {}).items()
-    lines += [_printable(f"{key}: {value}").replace("\n", " ") for key, value in extras]
+    lines += [printable(f"{key}: {value}").replace("\n", " ") for key, value in extras]
     lines.append(f"Written by: {data.get('source', 'none')}")
     return lines
 
@@ -155,8 +147,8 @@ def _rebuild(args: argparse.Namespace) -> int:
         report = gallery.rebuild()
         total = gallery.count()
     for path, reason in report.skipped:
-        print(f"skipped {path}: {reason}", file=sys.stderr)
-    print(f"indexed {total} images in {gallery.root} ({len(report.skipped)} skipped)")
+        print(f"skipped {path_text(path)}: {printable(reason)}", file=sys.stderr)
+    print(f"indexed {total} images in {path_text(gallery.root)} ({len(report.skipped)} skipped)")
     return 0
 
 
@@ -164,13 +156,13 @@ def _import(args: argparse.Namespace) -> int:
     with _open(args, create=True) as gallery:
         report = gallery.import_paths([Path(p) for p in args.paths])
     for path, reason in report.skipped:
-        print(f"skipped {path}: {reason}", file=sys.stderr)
+        print(f"skipped {path_text(path)}: {printable(reason)}", file=sys.stderr)
     if args.json:
         for entry in report.entries:
             print(json_for_terminal(json.dumps(entry.to_json_dict(), ensure_ascii=False)))
     else:
         for entry in report.entries:
-            print(f"{entry.id:>6}  {entry.path}  ({entry.source})")
+            print(f"{entry.id:>6}  {path_text(entry.path)}  ({entry.source})")
         print(f"imported {len(report.entries)}, skipped {len(report.skipped)}")
     if report.skipped and not report.entries:
         # Nothing importable is bad input, unless a copy itself failed (disk full, ...).

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from sdtui.display import json_for_terminal, printable
+from sdtui.display import json_for_terminal, path_text, printable
 from sdtui.errors import ValidationError
 
 
@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
 
     path = Path(args.image).expanduser()
     if not path.is_file():
-        raise ValidationError("image", f"no such file: {args.image}")
+        raise ValidationError("image", f"no such file: {path_text(args.image)}")
     data = read_metadata(path).to_json_dict()
     if args.json:
         # Extras sit beside the standard keys too, so `jq .Lora_hashes`-style lookups work.
@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
         print(json_for_terminal(json.dumps(flat, ensure_ascii=False)))
     else:
         if data.get("source") == "none":
-            print(f"{path}: no generation settings stored in this image")
+            print(f"{path_text(path)}: no generation settings stored in this image")
             return 0
         print("\n".join(_lines(data)))
     return 0

@@ -9,9 +9,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from sdtui.display import path_text
 from sdtui.errors import ValidationError
 from sdtui.gallery.index import IndexRow
 from sdtui.gallery.metadata import ImageMetadata
+from sdtui.gallery.names import from_index
 from sdtui.params import GenerationRequest
 
 
@@ -37,6 +39,16 @@ class GalleryEntry:
     cfg: float | None = None
     file_size: int = 0
     extras: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def shown_name(self) -> str:
+        """The file name, safe to show on a terminal (see `display.path_text`)."""
+        return path_text(self.path.name)
+
+    @property
+    def shown_path(self) -> str:
+        """The path inside the gallery, safe to show on a terminal."""
+        return path_text(from_index(self.rel_path))
 
     def to_json_dict(self) -> dict[str, Any]:
         return {
@@ -125,7 +137,7 @@ def entry_from_row(root: Path, row: sqlite3.Row) -> GalleryEntry:
     extras = {str(k): str(v) for k, v in extras.items()}
     return GalleryEntry(
         id=int(row["id"]),
-        path=root / row["path"],
+        path=root / from_index(row["path"]),
         rel_path=row["path"],
         request=_request_from_row(row, extras),
         seed=row["seed"],

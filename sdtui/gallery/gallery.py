@@ -31,8 +31,10 @@ from sdtui.errors import SaveError, SdtuiError, ValidationError
 from sdtui.gallery.entry import GalleryEntry, entry_from_row, row_from_metadata
 from sdtui.gallery.files import (
     copy_new_file,
+    is_own_temp,
     move_no_overwrite,
     slugify,
+    temp_path,
     write_new_file,
 )
 from sdtui.gallery.index import SELECT_COLUMNS, GalleryIndex, IndexDamagedError, _is_damage
@@ -43,6 +45,7 @@ from sdtui.gallery.metadata import (
     read_metadata,
     sdtui_record,
 )
+from sdtui.gallery.names import from_index, to_index
 from sdtui.results import GeneratedImage, GenerationResult
 
 log = logging.getLogger(__name__)
@@ -54,6 +57,7 @@ STATE_DIR = ".sdtui"
 TRASH_DIR = ".trash"
 IMPORT_DIR = "imported"
 STALE_TEMP_SECONDS = 15 * 60  # far longer than any save takes
+_DAY_FOLDER = re.compile(r"\d{4}-\d{2}-\d{2}\Z")
 _T = TypeVar("_T")
 
 
@@ -155,7 +159,11 @@ class Gallery:
     # -- paths ---------------------------------------------------------------
 
     def _rel(self, path: Path) -> str:
-        return path.relative_to(self.root).as_posix()
+        """The index form of a path inside the gallery (see `names`)."""
+        return to_index(path.relative_to(self.root).as_posix())
+
+    def _abs(self, rel: str) -> Path:
+        return self.root / from_index(rel)
 
     def _inside(self, path: Path) -> str | None:
         """The relative path of `path` when it lies in the gallery (not its hidden folders)."""
@@ -165,7 +173,7 @@ class Gallery:
             return None
         if not rel.parts or any(part.startswith(".") for part in rel.parts):
             return None
-        return rel.as_posix()
+        return to_index(rel.as_posix())
 
     # -- saving ----------------------------------------------------------------
 
@@ -223,9 +231,10 @@ class Gallery:
             except OSError as exc:
                 log.warning("cannot list %s: %s", folder, exc.strerror or exc)
                 continue
+            ours = self._writes_into(folder)
             for item in entries:
                 if item.name.startswith("."):
-                    if item.name.endswith(".tmp"):
+                    if ours and is_own_temp(item.name):
                         _remove_if_stale(Path(item.path))
                     continue
                 try:
@@ -238,10 +247,17 @@ class Gallery:
                     continue
         return found
 
+    def _writes_into(self, folder: Path) -> bool:
+        """True for the folders sdtui saves into (day folders, imported/): the only
+        places where a temporary file of an interrupted save can be cleaned up."""
+        if folder.parent != self.root:
+            return False
+        return folder.name == IMPORT_DIR or _DAY_FOLDER.match(folder.name) is not None
+
     def _read_rows(self, states: dict[str, tuple[int, int]], report: SyncReport) -> Iterator[Any]:
         favorites = self._favorites_mirror()
         for rel, (size, mtime_ns) in states.items():
-            path = self.root / rel
+            path = self._abs(rel)
             try:
                 meta = read_metadata(path, require_complete=True)
             except ImageReadError as exc:
@@ -306,7 +322,7 @@ class Gallery:
                     report.skipped.append((source, f"could not copy: {exc.strerror or exc}"))
                     continue
                 rel = self._rel(target)
-            path = self.root / rel
+            path = self._abs(rel)
             stat = path.stat()
             row = row_from_metadata(rel, stat.st_size, stat.st_mtime_ns, meta)
             self._db(lambda index, r=row: index.add_rows([r]))
@@ -344,7 +360,7 @@ class Gallery:
         if paths is None:
             paths = self._db(lambda index: index.favorite_paths())
         text = "".join(f"{p}\n" for p in sorted(paths))
-        tmp = self.state_dir / f".favorites.{secrets.token_hex(4)}.tmp"
+        tmp = temp_path(self.state_dir, "favorites")
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
@@ -493,8 +509,8 @@ class Gallery:
         )
         if row is None:
             raise EntryNotFoundError("nothing to undo: that deletion is not in the trash")
-        original = Path(row["original"])
-        trashed = self.root / row["trashed"]
+        original = Path(from_index(row["original"]))
+        trashed = self._abs(row["trashed"])
         folder = self.root / original.parent
         try:
             restored = move_no_overwrite(trashed, folder, original.stem, original.suffix)

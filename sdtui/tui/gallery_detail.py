@@ -93,7 +93,7 @@ class GalleryDetailScreen(ImageLoading, Screen[None]):
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
-        self.title = self.entry.path.name
+        self.title = self.entry.shown_name
         self.load_image("detail-image", self.entry.path)
 
     def show_entry(self, entry: Any) -> None:
@@ -104,7 +104,7 @@ class GalleryDetailScreen(ImageLoading, Screen[None]):
         entry = self.owner.step(delta)
         if entry is not None and entry.id != self.entry.id:
             self.show_entry(entry)
-            self.title = entry.path.name
+            self.title = entry.shown_name
             self.load_image("detail-image", entry.path)
 
     def action_previous(self) -> None:
@@ -177,7 +177,7 @@ class GalleryCompareScreen(ImageLoading, Screen[None]):
             for side, entry in (("left", self.left), ("right", self.right)):
                 with Vertical(classes="compare-side"):
                     yield image_widget(self.app, f"compare-{side}")
-                    yield Static(Text(entry.path.name, no_wrap=True, overflow="ellipsis"))
+                    yield Static(Text(entry.shown_name, no_wrap=True, overflow="ellipsis"))
         with VerticalScroll(id="compare-table"):
             yield Static(compare_table(self.left, self.right))
         yield Footer(compact=True)

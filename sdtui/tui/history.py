@@ -24,7 +24,7 @@ from textual.strip import Strip
 from textual.widgets import OptionList
 from textual.widgets.option_list import Option
 
-from sdtui.display import one_line
+from sdtui.display import one_line, path_text
 from sdtui.tui.gallery_grid import THUMB_SOURCE, Lines, half_block_lines
 
 THUMB_COLUMNS = 6  # cells per thumbnail line
@@ -70,7 +70,7 @@ def entry_label(entry: Any, thumbnail: bool = False) -> Text:
     prompt = getattr(entry, "prompt", "") or (request.prompt if request else "")
     label = Text(no_wrap=True, overflow="ellipsis")
     # Imported images may carry escape sequences: shown as U+FFFD, never sent to the terminal.
-    label.append(one_line(prompt)[:200] or one_line(str(entry.path)))
+    label.append(one_line(prompt)[:200] or path_text(entry.path))
     details = f"\nseed {entry.seed}" if thumbnail else f"  seed {entry.seed}"
     width = getattr(entry, "width", None) or (request.width if request else None)
     height = getattr(entry, "height", None) or (request.height if request else None)

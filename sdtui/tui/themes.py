@@ -113,7 +113,7 @@ def remember_theme(name: str) -> None:
     except (OSError, ValueError):
         data = {}
     data["theme"] = name
-    fd, tmp = tempfile.mkstemp(prefix=".state-", dir=folder)
+    fd, tmp = tempfile.mkstemp(prefix=".sdtui-tmp-state-", suffix=".tmp", dir=folder)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             json.dump(data, fh)
