@@ -17,7 +17,9 @@ from typing import Any
 
 import platformdirs
 
+from sdtui.display import path_text
 from sdtui.errors import ValidationError
+from sdtui.regular_files import NotRegularFileError, read_regular_text
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -122,18 +124,23 @@ def _coerce(name: str, value: Any) -> Any:
 
 def read_config_file(path: Path) -> dict[str, Any]:
     """The parsed TOML file, {} when it does not exist; ValidationError when it is broken."""
+    shown = path_text(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_regular_text(path)
     except FileNotFoundError:
         return {}
+    except NotRegularFileError as exc:
+        raise ValidationError("config", f"{shown} {exc}") from None
     except OSError as exc:
-        raise ValidationError("config", f"cannot read {path}: {exc.strerror}") from None
+        raise ValidationError("config", f"cannot read {shown}: {exc.strerror}") from None
     except UnicodeDecodeError:
-        raise ValidationError("config", f"{path} is not UTF-8 text") from None
+        raise ValidationError("config", f"{shown} is not UTF-8 text") from None
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ValidationError("config", f"{path} is not valid TOML: {exc}") from None
+        raise ValidationError("config", f"{shown} is not valid TOML: {exc}") from None
+    except RecursionError:  # tables or arrays nested thousands deep
+        raise ValidationError("config", f"{shown} is nested too deeply") from None
 
 
 def load_settings(

@@ -91,14 +91,14 @@ def _show(args: argparse.Namespace) -> int:
     target = args.target
     path = Path(target).expanduser()
     with _open(args) as gallery:
-        if target.isdigit() and not path.is_file():
+        if target.isdigit() and not path.exists():
             entry = gallery.get(int(target))
             if entry is None:
                 raise EntryNotFoundError(f"no image with id {target} in the gallery")
             path = entry.path
         else:
-            if not path.is_file():
-                raise ValidationError("image", f"no such file or gallery id: {target}")
+            if not path.exists():
+                raise ValidationError("image", f"no such file or gallery id: {path_text(target)}")
             entry = gallery.entry_for_path(path)
     data = read_metadata(path).to_json_dict()
     data["path"] = str(path)

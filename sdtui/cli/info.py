@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     from sdtui.gallery.metadata import read_metadata
 
     path = Path(args.image).expanduser()
-    if not path.is_file():
+    if not path.exists():
         raise ValidationError("image", f"no such file: {path_text(args.image)}")
     data = read_metadata(path).to_json_dict()
     if args.json:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from sdtui.config import ensure_private_dir
+from sdtui.regular_files import open_regular
 
 MAX_SLUG_CHARS = 48
 MAX_SLUG_BYTES = 120  # ext4 allows 255 bytes per name; leave room for date, seed, counter
@@ -133,7 +134,7 @@ def copy_new_file(source: Path, folder: Path, stem: str, suffix: str) -> Path:
     """Copy `source` into `folder` under a free name, keeping its modification time."""
 
     def write(fh: BinaryIO) -> None:
-        with open(source, "rb") as src:
+        with open_regular(source) as src:
             shutil.copyfileobj(src, fh, 1024 * 1024)
 
     final = write_new_file(folder, stem, suffix, write)

@@ -46,6 +46,7 @@ from sdtui.gallery.metadata import (
     sdtui_record,
 )
 from sdtui.gallery.names import from_index, to_index
+from sdtui.regular_files import open_regular, read_regular_text
 from sdtui.results import GeneratedImage, GenerationResult
 
 log = logging.getLogger(__name__)
@@ -351,7 +352,7 @@ class Gallery:
 
     def _favorites_mirror(self) -> set[str]:
         try:
-            text = self.favorites_path.read_text(encoding="utf-8")
+            text = read_regular_text(self.favorites_path)
         except (OSError, UnicodeDecodeError):
             return set()
         return {line for line in text.splitlines() if line}
@@ -560,7 +561,7 @@ class Gallery:
 
         ensure_private_dir(self.thumbs_dir)
         try:
-            with Image.open(entry.path) as im:
+            with open_regular(entry.path) as fh, Image.open(fh) as im:
                 im.draft("RGB", (size, size))  # JPEG decodes at a reduced scale
                 im.thumbnail((size, size))
                 small = im.convert("RGBA" if "A" in im.getbands() else "RGB")

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from sdtui import __version__
 from sdtui.errors import SdtuiError, ValidationError
 from sdtui.params import GenerationRequest, format_parameters, parse_parameters
+from sdtui.regular_files import NotRegularFileError, open_regular
 from sdtui.schedulers import DEFAULT_SCHEDULER, canonical_scheduler
 
 if TYPE_CHECKING:
@@ -168,7 +169,7 @@ def read_text_chunks(path: Path) -> tuple[dict[str, str], tuple[int, int], str]:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as im:
+            with open_regular(path) as fh, Image.open(fh) as im:
                 info = dict(im.info)
                 size = im.size
                 fmt = im.format or ""
@@ -178,6 +179,8 @@ def read_text_chunks(path: Path) -> tuple[dict[str, str], tuple[int, int], str]:
         raise ImageReadError(f"{path}: no such file") from None
     except IsADirectoryError:
         raise ImageReadError(f"{path}: is a folder, not an image") from None
+    except NotRegularFileError as exc:
+        raise ImageReadError(f"{path}: {exc}") from None
     except PermissionError:
         raise ImageReadError(f"{path}: permission denied") from None
     except UnidentifiedImageError:
@@ -221,7 +224,7 @@ def _exif_parameters(im: Any) -> dict[str, str]:
 def png_is_complete(path: Path) -> bool:
     """True when a PNG ends with its IEND chunk (a download or copy cut short does not)."""
     try:
-        with open(path, "rb") as fh:
+        with open_regular(path) as fh:
             fh.seek(0, 2)
             if fh.tell() < len(_PNG_END) + 8:
                 return False

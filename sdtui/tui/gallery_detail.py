@@ -19,6 +19,7 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
+from sdtui.regular_files import open_regular
 from sdtui.tui.gallery_keys import DETAIL_KEYS, bindings
 from sdtui.tui.gallery_settings import DIFF_STYLE, compare_rows, settings_text, word_diff
 from sdtui.tui.preview import RENDERERS
@@ -46,7 +47,7 @@ class ImageLoading:
         from PIL import Image
 
         try:
-            with Image.open(path) as im:
+            with open_regular(path) as fh, Image.open(fh) as im:
                 im.draft("RGB", (MAX_SIDE, MAX_SIDE))
                 im.thumbnail((MAX_SIDE, MAX_SIDE))
                 image = im.convert("RGB")

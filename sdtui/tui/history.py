@@ -25,6 +25,7 @@ from textual.widgets import OptionList
 from textual.widgets.option_list import Option
 
 from sdtui.display import one_line, path_text
+from sdtui.regular_files import open_regular
 from sdtui.tui.gallery_grid import THUMB_SOURCE, Lines, half_block_lines
 
 THUMB_COLUMNS = 6  # cells per thumbnail line
@@ -221,7 +222,7 @@ class HistoryList(OptionList):
                     source = (
                         entry.path if gallery is None else gallery.thumbnail(entry.id, THUMB_SOURCE)
                     )
-                    with Image.open(source) as im:
+                    with open_regular(source) as fh, Image.open(fh) as im:
                         loaded[entry.id] = half_block_lines(im, THUMB_PIXELS)
                 except Exception:  # a missing or unreadable file: the row shows text alone
                     loaded[entry.id] = None
