@@ -173,3 +173,12 @@ def test_app_gallery_labels_are_printable(gallery_dir: Path, raw: bytes) -> None
     label = row_text(entry).plain
     assert printable(label) == label and "2025-01-01/" in label
     label.encode("utf-8")
+
+
+@settings(max_examples=300)
+@given(st.binary(max_size=40), st.binary(max_size=40))
+def test_path_text_is_printable_and_tells_names_apart(a: bytes, b: bytes) -> None:
+    shown_a, shown_b = path_text(os.fsdecode(a)), path_text(os.fsdecode(b))
+    assert_harmless(shown_a.encode("utf-8"))
+    assert all(ch not in "\n\t" for ch in shown_a)
+    assert (shown_a == shown_b) == (a == b)

@@ -163,10 +163,11 @@ def _import(args: argparse.Namespace) -> int:
     else:
         for entry in report.entries:
             print(f"{entry.id:>6}  {path_text(entry.path)}  ({entry.source})")
-        print(f"imported {len(report.entries)}, skipped {len(report.skipped)}")
+        already = f" ({report.unchanged} already in the gallery)" if report.unchanged else ""
+        print(f"imported {len(report.entries)}{already}, skipped {len(report.skipped)}")
     if report.skipped and not report.entries:
         # Nothing importable is bad input, unless a copy itself failed (disk full, ...).
-        failed = any(reason.startswith("could not copy") for _, reason in report.skipped)
+        failed = any(reason.startswith("could not") for _, reason in report.skipped)
         return 1 if failed else 2
     return 0
 

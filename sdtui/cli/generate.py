@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from sdtui.cli import common, prompt_options
+from sdtui.display import path_text
 from sdtui.engine import performance
 from sdtui.errors import GenerationCancelled
 
@@ -199,7 +200,7 @@ def run(args: argparse.Namespace) -> int:
             if args.json:
                 print(json.dumps(_json_line(entry.path, generated, loaded, seconds)), flush=True)
             else:
-                print(entry.path, flush=True)
+                print(path_text(entry.path), flush=True)
             last = time.perf_counter()
 
         cancel = CancelToken()
@@ -233,7 +234,7 @@ def _save_grid(plan: Any, results: list[Any], gallery: Any, args: argparse.Names
         line = {"path": str(entry.path), "grid": plan.describe(), "seed": entry.seed}
         print(json.dumps(line), flush=True)
     else:
-        print(entry.path, flush=True)
+        print(path_text(entry.path), flush=True)
 
 
 @contextlib.contextmanager

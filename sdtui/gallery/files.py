@@ -146,6 +146,22 @@ def copy_new_file(source: Path, folder: Path, stem: str, suffix: str) -> Path:
     return final
 
 
+def same_content(a: Path, b: Path, chunk: int = 1024 * 1024) -> bool:
+    """True when two regular files hold the same bytes (False when either cannot be read)."""
+    try:
+        with open_regular(a) as fa, open_regular(b) as fb:
+            if os.fstat(fa.fileno()).st_size != os.fstat(fb.fileno()).st_size:
+                return False
+            while True:
+                block = fa.read(chunk)
+                if block != fb.read(chunk):
+                    return False
+                if not block:
+                    return True
+    except OSError:
+        return False
+
+
 def move_no_overwrite(source: Path, folder: Path, stem: str, suffix: str) -> Path:
     """Move `source` into `folder` under a free name (same file system), never replacing."""
     ensure_private_dir(folder)

@@ -33,6 +33,7 @@ from sdtui.gallery.files import (
     copy_new_file,
     is_own_temp,
     move_no_overwrite,
+    same_content,
     slugify,
     temp_path,
     write_new_file,
@@ -79,6 +80,7 @@ class SyncReport:
     added: int = 0
     updated: int = 0
     removed: int = 0
+    unchanged: int = 0  # import_paths: files whose content was in the gallery already
     skipped: list[tuple[Path, str]] = field(default_factory=list)  # (file, reason)
     entries: list[GalleryEntry] = field(default_factory=list)  # import_paths only
 
@@ -303,7 +305,10 @@ class Gallery:
         """Copy images (files or folders of them) into the gallery and index them.
 
         Nothing is overwritten; unreadable files are skipped with the reason.
-        Files already inside the gallery are just indexed.
+        Files already inside the gallery are just indexed. Importing is
+        idempotent: a file whose content is already in the gallery gives that
+        entry again (a retry adds nothing), and a copy that cannot be indexed
+        is removed again.
         """
         report = SyncReport()
         for source in self._expand(paths, report):
@@ -313,37 +318,72 @@ class Gallery:
                 report.skipped.append((source, exc.message))
                 continue
             rel = self._inside(source)
+            copied: Path | None = None
             if rel is None:
+                existing = self._same_content(source)
+                if existing is not None:
+                    report.entries.append(existing)
+                    report.unchanged += 1
+                    continue
                 suffix = source.suffix.lower()
                 try:
-                    target = copy_new_file(
+                    copied = copy_new_file(
                         source, self.root / IMPORT_DIR, slugify(source.stem), suffix
                     )
                 except OSError as exc:
                     report.skipped.append((source, f"could not copy: {exc.strerror or exc}"))
                     continue
-                rel = self._rel(target)
+                rel = self._rel(copied)
             path = self._abs(rel)
-            stat = path.stat()
-            row = row_from_metadata(rel, stat.st_size, stat.st_mtime_ns, meta)
-            self._db(lambda index, r=row: index.add_rows([r]))
-            entry = self.entry_for_path(path)
+            try:
+                stat = path.stat()
+                row = row_from_metadata(rel, stat.st_size, stat.st_mtime_ns, meta)
+                self._db(lambda index, r=row: index.add_rows([r]))
+                entry = self.entry_for_path(path)
+            except (GalleryError, OSError) as exc:
+                if copied is not None:
+                    copied.unlink(missing_ok=True)  # a failed import leaves nothing behind
+                report.skipped.append((source, f"could not add it to the gallery: {exc}"))
+                continue
             if entry is not None:
                 report.entries.append(entry)
                 report.added += 1
         return report
 
-    @staticmethod
-    def _expand(paths: Iterable[Path], report: SyncReport) -> Iterator[Path]:
+    def _same_content(self, source: Path) -> GalleryEntry | None:
+        """The entry whose file holds exactly the bytes of `source`, if there is one."""
+        try:
+            size = source.stat().st_size
+        except OSError:
+            return None
+        sql = f"SELECT {SELECT_COLUMNS} FROM images WHERE size = ? ORDER BY id"
+        for row in self._db(lambda index: index.query(sql, (size,))):
+            entry = entry_from_row(self.root, row)
+            if same_content(source, entry.path):
+                return entry
+        return None
+
+    def _expand(self, paths: Iterable[Path], report: SyncReport) -> Iterator[Path]:
+        """The image files named, folders walked; the gallery's own folder is never
+        walked into (its files are indexed already, and imports land there)."""
+        own = os.path.realpath(self.root)
         for raw in paths:
             path = Path(os.path.expanduser(str(raw)))
             if path.is_dir():
+                if os.path.realpath(path) == own:
+                    report.skipped.append((path, "is the gallery folder itself"))
+                    continue
                 for folder, dirs, files in os.walk(path):
-                    dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+                    dirs[:] = sorted(
+                        d
+                        for d in dirs
+                        if not d.startswith(".")
+                        and os.path.realpath(os.path.join(folder, d)) != own
+                    )
                     for name in sorted(files):
                         if name.lower().endswith(IMAGE_SUFFIXES) and not name.startswith("."):
                             yield Path(folder) / name
-            elif path.exists():
+            elif path.exists() or path.is_symlink():
                 yield path
             else:
                 report.skipped.append((path, "no such file"))
