@@ -5,6 +5,21 @@ from __future__ import annotations
 import argparse
 
 from sdtui.config import DEVICES, DTYPES, RENDERERS, Settings, load_settings
+from sdtui.errors import ValidationError
+
+
+def whole_number(field: str, text: str | int, lo: int, hi: int) -> int:
+    """`text` as a whole number from `lo` to `hi`; ValidationError (exit 2) otherwise,
+    with a short message: never echoing a 5,000-digit number, never an OverflowError later."""
+    digits = str(text).strip()
+    body = digits[1:] if digits[:1] in ("+", "-") else digits
+    if not (body.isascii() and body.isdecimal()) or len(body) > len(str(hi)) + 1:
+        shown = digits if len(digits) <= 20 else f"a {len(digits)}-character value"
+        raise ValidationError(field, f"must be a whole number from {lo} to {hi}, got {shown}")
+    value = int(digits)
+    if not lo <= value <= hi:
+        raise ValidationError(field, f"must be from {lo} to {hi}, got {value}")
+    return value
 
 
 def add_gallery_argument(parser: argparse.ArgumentParser) -> None:

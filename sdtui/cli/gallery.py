@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,9 @@ from typing import Any
 from sdtui.cli import common
 from sdtui.display import json_for_terminal, path_text, printable
 from sdtui.errors import ValidationError
+
+MAX_LIMIT = 1_000_000
+MAX_OFFSET = 2**62  # SQLite integers are 64-bit
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -20,8 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     listing.add_argument("--search", metavar="WORDS", default="", help="words in the prompt")
     listing.add_argument("--favorites", action="store_true", help="only favourites")
     listing.add_argument("--model", metavar="M", help="only images made with this model")
-    listing.add_argument("--limit", metavar="N", type=int, default=50, help="at most N (50)")
-    listing.add_argument("--offset", metavar="N", type=int, default=0, help="skip the first N")
+    listing.add_argument("--limit", metavar="N", default="50", help="at most N (50)")
+    listing.add_argument("--offset", metavar="N", default="0", help="skip the first N")
     listing.add_argument(
         "--sort", choices=("newest", "oldest", "relevance"), default="newest", help="order"
     )
@@ -57,10 +61,8 @@ def _short(text: str, width: int) -> str:
 
 
 def _list(args: argparse.Namespace) -> int:
-    if args.limit < 1:
-        raise ValidationError("--limit", f"must be 1 or more, got {args.limit}")
-    if args.offset < 0:
-        raise ValidationError("--offset", f"must be 0 or more, got {args.offset}")
+    args.limit = common.whole_number("--limit", args.limit, 1, MAX_LIMIT)
+    args.offset = common.whole_number("--offset", args.offset, 0, MAX_OFFSET)
     with _open(args) as gallery:
         gallery.sync()
         filters = {"search": args.search, "favorites": args.favorites, "model": args.model}
@@ -91,13 +93,14 @@ def _show(args: argparse.Namespace) -> int:
     target = args.target
     path = Path(target).expanduser()
     with _open(args) as gallery:
-        if target.isdigit() and not path.exists():
-            entry = gallery.get(int(target))
+        if target.isascii() and target.isdigit() and not _exists(path):
+            entry = gallery.get(int(target)) if len(target) <= 19 else None
             if entry is None:
-                raise EntryNotFoundError(f"no image with id {target} in the gallery")
+                shown = target if len(target) <= 20 else f"{target[:19]}…"
+                raise EntryNotFoundError(f"no image with id {shown} in the gallery")
             path = entry.path
         else:
-            if not path.exists():
+            if not _exists(path):
                 raise ValidationError("image", f"no such file or gallery id: {path_text(target)}")
             entry = gallery.entry_for_path(path)
     data = read_metadata(path).to_json_dict()
@@ -113,6 +116,14 @@ def _show(args: argparse.Namespace) -> int:
     print(f"Path: {path_text(path)}")
     print("\n".join(_settings_lines(data)))
     return 0
+
+
+def _exists(path: Path) -> bool:
+    """Like Path.exists, but a name too long for the file system just does not exist."""
+    try:
+        return os.path.lexists(path)
+    except (OSError, ValueError):
+        return False
 
 
 _LABELS = (

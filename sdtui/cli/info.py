@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     from sdtui.gallery.metadata import read_metadata
 
     path = Path(args.image).expanduser()
-    if not path.exists():
+    if not os.path.lexists(path):  # False too for a name too long to exist
         raise ValidationError("image", f"no such file: {path_text(args.image)}")
     data = read_metadata(path).to_json_dict()
     if args.json:

@@ -474,6 +474,8 @@ class Gallery:
         return int(row[0]) if row else 0
 
     def get(self, entry_id: int) -> GalleryEntry | None:
+        if not 0 < int(entry_id) < 2**63:  # no such row; SQLite could not even take the number
+            return None
         sql = f"SELECT {SELECT_COLUMNS} FROM images WHERE id = ?"
         row = self._db(lambda index: index.query_one(sql, (int(entry_id),)))
         return None if row is None else entry_from_row(self.root, row)
