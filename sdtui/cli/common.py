@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 from sdtui.config import DEVICES, DTYPES, RENDERERS, Settings, load_settings
+from sdtui.display import path_text
 from sdtui.errors import ValidationError
 
 
@@ -57,6 +59,14 @@ def add_app_arguments(parser: argparse.ArgumentParser) -> None:
         help="how to draw images: auto (ask the terminal), tgp (kitty), sixel, halfcell, unicode",
     )
     parser.add_argument("--theme", metavar="NAME", help="colour theme (remembered when changed)")
+
+
+def check_gallery_folder(settings: Settings) -> None:
+    """Refuse a gallery path that names a file (or anything but a folder) before any
+    model is loaded; a path that does not exist yet is fine, it will be created."""
+    path = settings.gallery
+    if os.path.lexists(path) and not path.is_dir():
+        raise ValidationError("gallery", f"{path_text(path)} is not a folder")
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:

@@ -49,7 +49,9 @@ def _open(args: argparse.Namespace, create: bool = False) -> Any:
     """The gallery of the settings; only `import` may create a folder that is not there."""
     from sdtui.gallery import Gallery
 
-    root = common.settings_from_args(args).gallery
+    settings = common.settings_from_args(args)
+    common.check_gallery_folder(settings)
+    root = settings.gallery
     if not create and not root.is_dir():
         raise ValidationError("gallery", f"no gallery folder at {root}")
     return Gallery(root)

@@ -152,6 +152,7 @@ def run(args: argparse.Namespace) -> int:
     request = build_request(args, settings.model)
     job = prompt_options.prepare_job(args, request, settings)
     options = performance.performance_from_settings(settings, args)
+    common.check_gallery_folder(settings)  # a file named as the gallery: before torch loads
     _quiet_libraries()
     from sdtui.engine import Engine
     from sdtui.models import resolve_model_name

@@ -26,6 +26,7 @@ from sdtui.errors import (
     UnsafeCheckpointError,
 )
 from sdtui.models import DEMO_SOURCE, ModelEntry, resolve_model_name
+from sdtui.params import SIZE_MULTIPLE, SIZE_RANGE
 
 PICKLE_SUFFIXES = (".ckpt", ".pt", ".bin", ".pth")
 SAFE_SUFFIXES = (".safetensors",)
@@ -146,10 +147,17 @@ def native_size(pipe: Any) -> tuple[int, int]:
     sample = getattr(getattr(unet, "config", None), "sample_size", None)
     scale = getattr(pipe, "vae_scale_factor", 8)
     if isinstance(sample, (list, tuple)):
-        return int(sample[1]) * scale, int(sample[0]) * scale
+        return usable_size(int(sample[1]) * scale), usable_size(int(sample[0]) * scale)
     if isinstance(sample, int):
-        return sample * scale, sample * scale
+        return usable_size(sample * scale), usable_size(sample * scale)
     return 512, 512
+
+
+def usable_size(pixels: int) -> int:
+    """A native size that a request accepts: tiny test models (32 px) come up to 64."""
+    low, high = SIZE_RANGE
+    pixels = min(max(int(pixels), low), high)
+    return pixels - pixels % SIZE_MULTIPLE
 
 
 def _read_checkpoint_keys(path: str) -> list[str]:
