@@ -14,6 +14,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from textual.app import App
 from textual.theme import Theme
 
 from sdtui.config import config_dir, ensure_private_dir
@@ -74,12 +75,42 @@ def theme_from_toml(path: Path) -> Theme:
             raise ValidationError(field, f"{key} must be a colour string")
     if not isinstance(data.get("variables", {}), dict):
         raise ValidationError(field, "[variables] must be a table")
+    for key, value in data.get("variables", {}).items():
+        if not isinstance(value, str):
+            raise ValidationError(field, f"[variables] {key} must be text, got {value!r}")
+    for key in ("dark",):
+        if key in data and not isinstance(data[key], bool):
+            raise ValidationError(field, f"{key} must be true or false")
+    for key in ("luminosity_spread", "text_alpha"):
+        if key in data and (isinstance(data[key], bool) or not isinstance(data[key], (int, float))):
+            raise ValidationError(field, f"{key} must be a number")
+    if not isinstance(data["name"], str) or not data["name"].strip():
+        raise ValidationError(field, "name must be text")
     theme = Theme(**data)
     try:
         theme.to_color_system()  # parses every colour now, not on first paint
     except Exception as exc:
         raise ValidationError(field, f"has a bad colour: {exc}") from None
     return theme
+
+
+def css_problem(app: App[object], theme: Theme) -> str | None:
+    """Why the app's CSS cannot be built with `theme` (a variable that breaks it), or None.
+
+    Tried on a copy of the app's stylesheet, so a bad theme is refused before it
+    is applied instead of failing the app at its next repaint.
+    """
+    stylesheet = app.stylesheet.copy()
+    try:
+        variables = theme.to_color_system().generate()
+        stylesheet.set_variables(
+            {**app.get_theme_variable_defaults(), **variables, **theme.variables}
+        )
+        stylesheet.reparse()
+    except Exception as exc:  # noqa: BLE001 - Textual reports CSS problems as many types
+        text = " ".join(str(exc).split())
+        return text[:200] or type(exc).__name__
+    return None
 
 
 def load_themes(folders: list[Path] | None = None) -> tuple[list[Theme], list[str]]:
