@@ -65,8 +65,13 @@ def _short(text: str, width: int) -> str:
 def _list(args: argparse.Namespace) -> int:
     args.limit = common.whole_number("--limit", args.limit, 1, MAX_LIMIT)
     args.offset = common.whole_number("--offset", args.offset, 0, MAX_OFFSET)
+    from sdtui.gallery import DiskFullError
+
     with _open(args) as gallery:
-        gallery.sync()
+        try:
+            gallery.sync()
+        except DiskFullError as exc:  # reading still works: list what the index holds
+            print(f"sdtui: not updating the index: {exc}", file=sys.stderr)
         filters = {"search": args.search, "favorites": args.favorites, "model": args.model}
         entries = gallery.list(**filters, sort=args.sort, limit=args.limit, offset=args.offset)
         total = gallery.count(**filters)

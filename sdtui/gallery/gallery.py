@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
 
 from sdtui.config import ensure_private_dir
+from sdtui.display import path_text
 from sdtui.errors import SaveError, SdtuiError, ValidationError
 from sdtui.gallery.entry import GalleryEntry, entry_from_row, row_from_metadata
 from sdtui.gallery.files import (
@@ -38,7 +39,13 @@ from sdtui.gallery.files import (
     temp_path,
     write_new_file,
 )
-from sdtui.gallery.index import SELECT_COLUMNS, GalleryIndex, IndexDamagedError, _is_damage
+from sdtui.gallery.index import (
+    SELECT_COLUMNS,
+    GalleryIndex,
+    IndexDamagedError,
+    _is_damage,
+    is_disk_full,
+)
 from sdtui.gallery.metadata import (
     ImageReadError,
     metadata_from_texts,
@@ -65,6 +72,10 @@ _T = TypeVar("_T")
 
 class GalleryError(SdtuiError):
     """A gallery operation could not be done (the reason says why)."""
+
+
+class DiskFullError(GalleryError):
+    """The index could not be written because the disk is full."""
 
 
 class EntryNotFoundError(GalleryError):
@@ -119,20 +130,25 @@ class Gallery:
                 index = GalleryIndex(self.index_path)
         except (sqlite3.Error, IndexDamagedError) as exc:
             raise GalleryError(f"cannot open the gallery index {self.index_path}: {exc}") from None
-        try:
-            os.chmod(self.index_path, 0o600)
-        except OSError:
-            pass
+        if index.repaired:
+            self.recovered = True
         return index
 
     def _move_damaged_index(self) -> None:
         # Keep the last damaged copy for a post-mortem; it is only a cache.
         for suffix in ("", "-wal", "-shm"):
             path = Path(f"{self.index_path}{suffix}")
-            if path.exists():
-                try:
-                    os.replace(path, self.state_dir / f"index.damaged.sqlite3{suffix}")
-                except OSError:
+            if not os.path.lexists(path):
+                continue
+            target = self.state_dir / f"index.damaged.sqlite3{suffix}"
+            if target.is_dir() and not target.is_symlink():
+                shutil.rmtree(target, ignore_errors=True)  # an older damaged copy
+            try:
+                os.replace(path, target)
+            except OSError:
+                if path.is_dir() and not path.is_symlink():
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
                     path.unlink(missing_ok=True)
 
     def _db(self, action: Callable[[GalleryIndex], _T]) -> _T:
@@ -141,7 +157,7 @@ class Gallery:
             return action(self._index)
         except sqlite3.Error as exc:
             if not _is_damage(exc):
-                raise GalleryError(f"the gallery index failed: {exc}") from None
+                raise self._failure(exc) from None
             log.warning("gallery index damaged (%s); rebuilding it from the files", exc)
         self._index.close()
         self._move_damaged_index()
@@ -149,6 +165,16 @@ class Gallery:
         self.recovered = True
         self.sync()
         return action(self._index)
+
+    def _failure(self, exc: sqlite3.Error) -> GalleryError:
+        """The index could not do something: say "disk full" when that is why (SQLite
+        often reports a full disk as a mere "disk I/O error")."""
+        if is_disk_full(exc) or (_io_error(exc) and _nearly_full(self.state_dir)):
+            return DiskFullError(
+                f"the disk holding {path_text(self.state_dir)} is full ({exc})",
+                "free some space; images already saved are safe",
+            )
+        return GalleryError(f"the gallery index failed: {exc}")
 
     def close(self) -> None:
         self._index.close()
@@ -616,6 +642,18 @@ class Gallery:
         tmp = write_new_file(self.thumbs_dir, f"{key}-{int(size)}", ".tmp-thumb", write)
         os.replace(tmp, thumb)  # a cache file: whoever finishes last wins, same content
         return thumb
+
+
+def _io_error(exc: sqlite3.Error) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code is not None and code & 0xFF == 10  # SQLITE_IOERR
+
+
+def _nearly_full(folder: Path, margin: int = 4 * 1024 * 1024) -> bool:
+    try:
+        return shutil.disk_usage(folder).free < margin
+    except OSError:
+        return False
 
 
 def _remove_if_stale(path: Path) -> None:

@@ -9,7 +9,9 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import sqlite3
+import stat
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -152,12 +154,46 @@ class IndexRow:
         )
 
 
+# Every table, index and trigger of the schema: one missing means the file was tampered with.
+_OBJECTS = frozenset(
+    {"meta", "images", "images_created", "images_model", "images_favorite", "images_fts"}
+    | {"images_ai", "images_ad", "images_au", "skipped", "trash"}
+)
+
+
 def _is_damage(exc: sqlite3.Error) -> bool:
-    """Corrupt or not-a-database, as opposed to 'locked' or a constraint."""
+    """Corrupt, not-a-database or missing part of the schema, as opposed to 'locked',
+    'disk full' or a constraint: what rebuilding the index from the files fixes."""
+    message = str(exc)
+    if message.startswith(("no such table", "no such column")):
+        return True  # e.g. the search table's own storage dropped by hand
     code = getattr(exc, "sqlite_errorcode", None)
     if code is not None:
         return code & 0xFF in (11, 26)  # SQLITE_CORRUPT, SQLITE_NOTADB
     return type(exc) is sqlite3.DatabaseError
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """SQLITE_FULL, or the I/O error SQLite reports when a write hits a full disk."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None and code & 0xFF == 13:  # SQLITE_FULL
+        return True
+    return "database or disk is full" in str(exc)
+
+
+def _private_files(path: Path) -> None:
+    """The index and its -wal/-shm are sdtui's own files: 0600, whatever left them wider
+    or read-only (SQLite gives -wal and -shm the mode of the index file)."""
+    if not os.path.lexists(path):
+        try:
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        except FileExistsError:
+            pass
+    for suffix in ("", "-wal", "-shm"):
+        try:
+            os.chmod(f"{path}{suffix}", 0o600)
+        except OSError:
+            pass
 
 
 class GalleryIndex:
@@ -166,9 +202,13 @@ class GalleryIndex:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.RLock()
+        self.repaired = False  # True when missing tables were made again (empty)
         self._conn = self._connect()
 
     def _connect(self) -> sqlite3.Connection:
+        if os.path.lexists(self.path) and not stat.S_ISREG(os.lstat(self.path).st_mode):
+            raise IndexDamagedError(f"{self.path} is not a file")  # a folder, FIFO, link...
+        _private_files(self.path)
         conn = sqlite3.connect(
             self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
             check_same_thread=False,
@@ -182,6 +222,8 @@ class GalleryIndex:
                 raise IndexDamagedError(f"index schema {version}, expected {SCHEMA_VERSION}")
             if version is None:
                 self._create_schema(conn)
+            else:
+                self._repair_schema(conn)
             conn.execute("SELECT max(id) FROM images").fetchone()
         except sqlite3.Error as exc:
             conn.close()
@@ -212,6 +254,20 @@ class GalleryIndex:
                 "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema', ?)",
                 (str(SCHEMA_VERSION),),
             )
+
+    def _repair_schema(self, conn: sqlite3.Connection) -> None:
+        """Make again what is missing of the schema (a table dropped by hand); the
+        search table is refilled from the rows, a lost images table from the files."""
+        present = {name for (name,) in conn.execute("SELECT name FROM sqlite_master")}
+        missing = _OBJECTS - present
+        if not missing:
+            return
+        log.warning("gallery index %s lacks %s; making it again", self.path, sorted(missing))
+        self._create_schema(conn)
+        if "images_fts" in missing:
+            with _immediate(conn):
+                conn.execute("INSERT INTO images_fts (images_fts) VALUES ('rebuild')")
+        self.repaired = True
 
     def close(self) -> None:
         with self._lock:
