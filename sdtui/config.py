@@ -31,6 +31,8 @@ APP_NAME = "sdtui"
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DTYPES = ("auto", "fp32", "fp16", "bf16")
 RENDERERS = ("auto", "tgp", "sixel", "halfcell", "unicode")
+# Sections of the config file that other modules read as tables.
+TABLES = ("keys", "performance", "prompts")
 
 
 def config_dir() -> Path:
@@ -160,6 +162,10 @@ def load_settings(
                 values[key] = _coerce(key, value)
             except ValidationError as exc:
                 raise ValidationError(f"config {key}", str(exc).split(": ", 1)[1]) from None
+        elif key in TABLES and not isinstance(value, dict):
+            raise ValidationError(
+                f"config {key}", f"must be a table ([{key}] and its settings), got {value!r}"
+            )
         else:
             extra[key] = value
     for key in names:

@@ -77,3 +77,15 @@ def test_closed_pipe_exits_quietly(gallery_dir: Path) -> None:
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=120) == 141
     assert err == ""
+
+
+@pytest.mark.parametrize("text", ["performance = 5", 'keys = "ctrl+g"', "prompts = [1, 2]"])
+def test_a_section_that_is_not_a_table_is_refused(
+    one_image: Path, isolated_dirs: Path, text: str, capsys
+) -> None:
+    config = isolated_dirs / "config" / "config.toml"
+    config.parent.mkdir()
+    config.write_text(text + "\n")
+    assert main(["gallery", "list"]) == 2
+    name = text.split(" ")[0]
+    assert f"config {name}: must be a table" in capsys.readouterr().err

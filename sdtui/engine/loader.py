@@ -356,6 +356,34 @@ def quiet_library_output() -> None:
     transformers_logging.disable_progress_bar()
 
 
+HUB_LOOKUP_SECONDS = 5.0
+
+
+def hub_resolves() -> bool:
+    """Whether the hub's host name (from HF_ENDPOINT) resolves: one DNS lookup, at most
+    a few seconds. Without it, the hub client retries for half a minute before failing."""
+    import socket
+    import threading
+    from urllib.parse import urlsplit
+
+    host = urlsplit(os.environ.get("HF_ENDPOINT") or "https://huggingface.co").hostname
+    if not host:
+        return True  # not ours to judge: let the client report it
+    found: list[bool] = []
+
+    def lookup() -> None:
+        try:
+            socket.getaddrinfo(host, 443, proto=socket.IPPROTO_TCP)
+            found.append(True)
+        except (OSError, UnicodeError):
+            found.append(False)
+
+    thread = threading.Thread(target=lookup, name="hub-lookup", daemon=True)
+    thread.start()
+    thread.join(HUB_LOOKUP_SECONDS)
+    return bool(found and found[0])
+
+
 def load_pipeline(
     source: ModelSource,
     torch_dtype: Any,
@@ -386,8 +414,8 @@ def load_pipeline(
             kwargs["use_safetensors"] = True
         if source.kind == "hub":
             kwargs["token"] = token
-            if hub_offline():
-                kwargs["local_files_only"] = True
+            if hub_offline() or not hub_resolves():
+                kwargs["local_files_only"] = True  # cached files still load; others fail at once
         return AutoPipelineForText2Image.from_pretrained(source.location, **kwargs)
 
 
@@ -406,7 +434,7 @@ def _load_single_file(source: ModelSource, torch_dtype: Any, config: str | None,
             )
         kwargs["config"] = str(config_path.resolve())
         kwargs["local_files_only"] = True
-    elif hub_offline():
+    elif hub_offline() or not hub_resolves():
         kwargs["local_files_only"] = True
     if family != "sdxl":
         # A single-file SD 1.x/2.x checkpoint has no safety checker weights.
