@@ -102,3 +102,25 @@ def test_temp_names_are_recognisable() -> None:
     assert is_own_temp(name)
     for other in (".a-cat.0123456789ab.tmp", ".sdtui-tmp-.tmp", "sdtui-tmp-0123456789ab.x.tmp"):
         assert not is_own_temp(other)
+
+
+def test_undo_with_a_tampered_trash_record_moves_nothing(gallery_dir: Path, tmp_path) -> None:
+    import sqlite3
+
+    from sdtui.gallery import GalleryError
+
+    outside = tmp_path / "precious"
+    outside.mkdir()
+    (outside / "keep.txt").write_text("mine")
+    with Gallery(gallery_dir) as gallery:
+        make_png(gallery_dir / "a.png")
+        gallery.sync()
+        token = gallery.delete(gallery.list()[0].id)
+        conn = sqlite3.connect(gallery.index_path, isolation_level=None)
+        conn.execute(
+            "UPDATE trash SET trashed = ? WHERE token = ?", ("../precious/keep.txt", token)
+        )
+        conn.close()
+        with pytest.raises(GalleryError, match="damaged"):
+            gallery.undo_delete(token)
+    assert (outside / "keep.txt").read_text() == "mine"

@@ -580,12 +580,21 @@ class Gallery:
             raise EntryNotFoundError("nothing to undo: that deletion is not in the trash")
         original = Path(from_index(row["original"]))
         trashed = self._abs(row["trashed"])
+        if (
+            trashed.parent.parent != self.trash_dir
+            or original.is_absolute()
+            or ".." in original.parts
+        ):  # an index edited by hand must not move files from or to anywhere else
+            raise GalleryError("the trash record of that deletion is damaged; nothing was moved")
         folder = self.root / original.parent
         try:
             restored = move_no_overwrite(trashed, folder, original.stem, original.suffix)
         except OSError as exc:
-            raise GalleryError(f"could not restore {original}: {exc}") from None
-        shutil.rmtree(trashed.parent, ignore_errors=True)
+            raise GalleryError(f"could not restore {path_text(original)}: {exc}") from None
+        try:
+            os.rmdir(trashed.parent)  # the deletion's own folder, empty now
+        except OSError:
+            pass
         try:
             meta = read_metadata(restored)
         except ImageReadError as exc:
