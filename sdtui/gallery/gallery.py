@@ -54,12 +54,12 @@ from sdtui.gallery.metadata import (
     sdtui_record,
 )
 from sdtui.gallery.names import from_index, to_index
+from sdtui.gallery.scan import IMAGE_SUFFIXES, FolderState, folders_to_list, list_folders
 from sdtui.regular_files import open_regular, read_regular_text
 from sdtui.results import GeneratedImage, GenerationResult
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 SORTS = ("newest", "oldest", "relevance")
 THUMB_SIZES = (16, 2048)
 STATE_DIR = ".sdtui"
@@ -232,6 +232,10 @@ class Gallery:
             raise SaveError(f"could not encode the image as PNG: {exc}") from None
         meta = metadata_from_texts({"sdtui": json.dumps(record, ensure_ascii=False)})
         stat = path.stat()
+        try:
+            self._note_folder(folder)
+        except GalleryError:
+            pass  # the add below reports an index that cannot be written
         row = row_from_metadata(self._rel(path), stat.st_size, stat.st_mtime_ns, meta)
         try:
             self._db(lambda index: index.add_rows([row]))
@@ -248,33 +252,6 @@ class Gallery:
         return entry
 
     # -- keeping the index in step with the files -----------------------------------
-
-    def _scan(self) -> dict[str, tuple[int, int]]:
-        """rel path -> (size, mtime_ns) of every image file, skipping hidden folders."""
-        found: dict[str, tuple[int, int]] = {}
-        stack = [self.root]
-        while stack:
-            folder = stack.pop()
-            try:
-                entries = list(os.scandir(folder))
-            except OSError as exc:
-                log.warning("cannot list %s: %s", folder, exc.strerror or exc)
-                continue
-            ours = self._writes_into(folder)
-            for item in entries:
-                if item.name.startswith("."):
-                    if ours and is_own_temp(item.name):
-                        _remove_if_stale(Path(item.path))
-                    continue
-                try:
-                    if item.is_dir(follow_symlinks=False):
-                        stack.append(Path(item.path))
-                    elif item.name.lower().endswith(IMAGE_SUFFIXES) and item.is_file():
-                        st = item.stat()
-                        found[self._rel(Path(item.path))] = (st.st_size, st.st_mtime_ns)
-                except OSError:
-                    continue
-        return found
 
     def _writes_into(self, folder: Path) -> bool:
         """True for the folders sdtui saves into (day folders, imported/): the only
@@ -300,13 +277,32 @@ class Gallery:
             yield row
 
     def sync(self) -> SyncReport:
-        """Notice files added, changed or removed by hand; reads only those files."""
+        """Notice files added, changed or removed by hand; reads only those files.
+
+        Only folders whose modification time moved are listed (see `scan`), plus
+        today's folder and a rolling share of the rest, so an unchanged gallery
+        of 100,000 images costs a few hundred folder stats, not 100,000 file stats.
+        Added, removed and renamed files are noticed by the next command; a file
+        edited in place in an older folder within a bounded number of commands
+        (each re-checks about `scan.ROLLING_FILES` files); `rebuild` checks all.
+        """
         report = SyncReport()
-        on_disk = self._scan()
-        known = self._db(lambda index: index.file_states())
-        indexed = self._db(lambda index: index.indexed_paths())
-        gone = [rel for rel in known if rel not in on_disk]
-        changed = {rel: st for rel, st in on_disk.items() if known.get(rel) != st}
+        stored = self._db(lambda index: index.folder_states())
+        known = {
+            from_index(rel): FolderState(mtime, files, checked)
+            for rel, (mtime, files, checked) in stored.items()
+        }
+        today = date.today().strftime("%Y-%m-%d")
+        listing, gone_folders = folders_to_list(self.root, known, always=[today])
+        found = list_folders(self.root, listing, known, self._hidden_entry)
+        if "" in known:
+            looked_at = set(found.folders) | gone_folders
+            before = self._db(lambda index: index.file_states_in(looked_at))
+        else:  # the first sync (or an index made before folders were recorded): all rows
+            before = self._db(lambda index: index.file_states())
+        gone = [rel for rel in before if rel not in found.files]
+        changed = {rel: st for rel, st in found.files.items() if before.get(rel) != st}
+        indexed = self._db(lambda index: index.indexed_among([*gone, *changed]))
         if gone:
             self._db(lambda index: index.remove_paths(gone))
             report.removed = len([rel for rel in gone if rel in indexed])
@@ -314,9 +310,26 @@ class Gallery:
             written = self._db(lambda index: index.add_rows(self._read_rows(changed, report)))
             report.updated = len([rel for rel in changed if rel in indexed])
             report.added = written - report.updated
+        rows = [
+            (to_index(rel), state.mtime_ns, state.files, state.checked)
+            for rel, state in found.folders.items()
+        ]
+        gone_rows = [to_index(rel) for rel in gone_folders]
+        self._db(lambda index: index.set_folders(rows, gone_rows))
         if gone:
             self._write_favorites_mirror()
         return report
+
+    def _hidden_entry(self, folder: Path, name: str) -> None:
+        """A hidden file met while listing: our own stale temporary files are cleaned."""
+        if is_own_temp(name) and self._writes_into(folder):
+            _remove_if_stale(folder / name)
+
+    def _note_folder(self, folder: Path) -> None:
+        """Record a folder sdtui just wrote into, so that the next sync lists it even if
+        it is made and removed between two syncs (mtime -1: never seen listed)."""
+        rel = self._rel(folder) if folder != self.root else ""
+        self._db(lambda index: index.note_folder(rel))
 
     def rebuild(self) -> SyncReport:
         """Make the index again from the files alone; favourites are kept."""
@@ -362,6 +375,7 @@ class Gallery:
                 rel = self._rel(copied)
             path = self._abs(rel)
             try:
+                self._note_folder(path.parent)
                 stat = path.stat()
                 row = row_from_metadata(rel, stat.st_size, stat.st_mtime_ns, meta)
                 self._db(lambda index, r=row: index.add_rows([r]))
@@ -595,6 +609,7 @@ class Gallery:
             os.rmdir(trashed.parent)  # the deletion's own folder, empty now
         except OSError:
             pass
+        self._note_folder(restored.parent)
         try:
             meta = read_metadata(restored)
         except ImageReadError as exc:

@@ -10,6 +10,7 @@ import contextlib
 import json
 import logging
 import os
+import posixpath
 import sqlite3
 import stat
 import threading
@@ -18,10 +19,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sdtui.gallery.names import from_index, to_index
+
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT_MS = 15_000
+
+# Each folder listed at the last sync: a folder whose modification time is unchanged
+# has the same entries, so a sync need not list it (see gallery.sync).
+_FOLDERS_TABLE = """
+CREATE TABLE IF NOT EXISTS folders (
+    path TEXT PRIMARY KEY, mtime_ns INTEGER NOT NULL, files INTEGER NOT NULL,
+    checked REAL NOT NULL
+);
+"""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -76,6 +88,7 @@ CREATE TABLE IF NOT EXISTS trash (
     favorite INTEGER NOT NULL, deleted REAL NOT NULL
 );
 """
+_SCHEMA += _FOLDERS_TABLE
 
 _COLUMNS = (
     "path",
@@ -259,6 +272,8 @@ class GalleryIndex:
         """Make again what is missing of the schema (a table dropped by hand); the
         search table is refilled from the rows, a lost images table from the files."""
         present = {name for (name,) in conn.execute("SELECT name FROM sqlite_master")}
+        if "folders" not in present:  # added after the first schema: nothing lost
+            conn.execute(_FOLDERS_TABLE)
         missing = _OBJECTS - present
         if not missing:
             return
@@ -329,6 +344,17 @@ class GalleryIndex:
             }
         return {**skipped, **states}
 
+    def indexed_among(self, paths: Iterable[str]) -> set[str]:
+        """Those of `paths` that are indexed images (not skipped files)."""
+        wanted = list(paths)
+        found: set[str] = set()
+        with self._lock:
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start : start + 500]
+                sql = f"SELECT path FROM images WHERE path IN ({', '.join('?' * len(chunk))})"
+                found.update(p for (p,) in self._conn.execute(sql, chunk))
+        return found
+
     def indexed_paths(self) -> set[str]:
         with self._lock:
             return {p for (p,) in self._conn.execute("SELECT path FROM images")}
@@ -351,10 +377,64 @@ class GalleryIndex:
         with self._lock:
             return [p for (p,) in self._conn.execute("SELECT path FROM images WHERE favorite = 1")]
 
+    # -- folders: what the last sync listed --------------------------------------
+
+    def folder_states(self) -> dict[str, tuple[int, int, float]]:
+        """folder (index form, '' for the root) -> (mtime_ns, files, when checked)."""
+        with self._lock:
+            rows = self._conn.execute("SELECT path, mtime_ns, files, checked FROM folders")
+            return {p: (m, f, c) for p, m, f, c in rows}
+
+    def set_folders(self, rows: Iterable[tuple[str, int, int, float]], gone: Iterable[str]) -> None:
+        with self.write() as conn:
+            conn.executemany("DELETE FROM folders WHERE path = ?", [(p,) for p in gone])
+            conn.executemany(
+                "INSERT OR REPLACE INTO folders (path, mtime_ns, files, checked) "
+                "VALUES (?, ?, ?, ?)",
+                list(rows),
+            )
+
+    def note_folder(self, rel: str) -> None:
+        """Record a folder as never listed (mtime -1), unless it is known already."""
+        with self.write() as conn:
+            conn.execute(
+                "INSERT OR IGNORE INTO folders (path, mtime_ns, files, checked) "
+                "VALUES (?, -1, 0, 0)",
+                (rel,),
+            )
+
+    def file_states_in(self, folders: Iterable[str]) -> dict[str, tuple[int, int]]:
+        """path -> (size, mtime_ns) of the indexed and skipped files directly in `folders`
+        (decoded folder names, '' for the root), read through the path index."""
+        wanted = set(folders)
+        found: dict[str, tuple[int, int]] = {}
+        with self._lock:
+            for table in ("skipped", "images"):
+                for folder in wanted:
+                    if folder:
+                        low = to_index(folder) + "/"
+                        sql = (
+                            f"SELECT path, size, mtime_ns FROM {table} WHERE path >= ? AND path < ?"
+                        )
+                        params: tuple[str, ...] = (low, low[:-1] + "0")  # '0' follows '/'
+                    else:
+                        sql = f"SELECT path, size, mtime_ns FROM {table} WHERE instr(path, '/') = 0"
+                        params = ()
+                    for path, size, mtime in self._conn.execute(sql, params):
+                        if posixpath.dirname(from_index(path)) == folder:
+                            found[path] = (size, mtime)
+                # Names that are not UTF-8 are stored as '/' + bytes (see names.py).
+                sql = f"SELECT path, size, mtime_ns FROM {table} WHERE path >= '/' AND path < '0'"
+                for path, size, mtime in self._conn.execute(sql):
+                    if posixpath.dirname(from_index(path)) in wanted:
+                        found[path] = (size, mtime)
+        return found
+
     def clear(self) -> None:
         with self.write() as conn:
             conn.execute("DELETE FROM images")
             conn.execute("DELETE FROM skipped")
+            conn.execute("DELETE FROM folders")
             conn.execute("INSERT INTO images_fts (images_fts) VALUES ('rebuild')")
 
 
