@@ -315,7 +315,10 @@ class Gallery:
             for rel, state in found.folders.items()
         ]
         gone_rows = [to_index(rel) for rel in gone_folders]
-        self._db(lambda index: index.set_folders(rows, gone_rows))
+        try:
+            self._db(lambda index: index.set_folders(rows, gone_rows))
+        except GalleryError as exc:  # e.g. a full disk: the next sync just lists them again
+            log.info("could not record the folders' state: %s", exc)
         if gone:
             self._write_favorites_mirror()
         return report

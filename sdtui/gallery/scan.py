@@ -45,11 +45,12 @@ class Listing:
     folders: dict[str, FolderState] = field(default_factory=dict)  # rel -> state now
 
 
-def folder_path(root: Path, rel: str) -> Path:
-    return root / rel if rel else root
+def folder_path(root: Path, rel: str) -> str:
+    """Plain strings: a sync joins a few hundred of them, where Path objects cost more."""
+    return os.path.join(root, rel) if rel else os.fspath(root)
 
 
-def _is_folder(path: Path) -> os.stat_result | None:
+def _is_folder(path: str) -> os.stat_result | None:
     try:
         st = os.lstat(path)
     except OSError:
@@ -112,7 +113,7 @@ def list_folders(
         count = 0
         for item in entries:
             if item.name.startswith("."):
-                on_hidden(folder, item.name)
+                on_hidden(Path(folder), item.name)
                 continue
             child = f"{rel}/{item.name}" if rel else item.name
             try:
