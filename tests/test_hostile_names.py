@@ -182,3 +182,36 @@ def test_path_text_is_printable_and_tells_names_apart(a: bytes, b: bytes) -> Non
     assert_harmless(shown_a.encode("utf-8"))
     assert all(ch not in "\n\t" for ch in shown_a)
     assert (shown_a == shown_b) == (a == b)
+
+
+async def test_the_app_gallery_shows_hostile_names(gallery_dir: Path) -> None:
+    from textual.app import App
+
+    from sdtui.tui.gallery_screen import GalleryScreen
+
+    png_at(gallery_dir / "2025-01-01", b"\xff\xfe-\x1b]0;title\x07.png", "")
+    png_at(gallery_dir / "2025-01-01", b"plain.png", "")
+
+    class Host(App[None]):
+        def __init__(self, gallery: Gallery) -> None:
+            super().__init__()
+            self.gallery_under_test = gallery
+
+        def on_mount(self) -> None:
+            self.push_screen(GalleryScreen(self.gallery_under_test))
+
+    with Gallery(gallery_dir) as gallery:
+        gallery.sync()
+        async with Host(gallery).run_test(size=(120, 40)) as pilot:
+            for _ in range(200):
+                if isinstance(pilot.app.screen, GalleryScreen) and pilot.app.screen.pages:
+                    break
+                await pilot.pause(0.02)
+            screen = pilot.app.screen
+            assert screen.list.count == 2
+            await pilot.press("down", "up", "down")
+            await pilot.app.workers.wait_for_complete()
+            lines = [screen.list.render_line(y).text for y in range(2)]
+            assert any("\\xff\\xfe-\\x1b]0;title\\x07.png" in line for line in lines), lines
+            for line in lines:
+                assert printable(line) == line
