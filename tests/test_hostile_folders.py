@@ -124,3 +124,18 @@ def test_undo_with_a_tampered_trash_record_moves_nothing(gallery_dir: Path, tmp_
         with pytest.raises(GalleryError, match="damaged"):
             gallery.undo_delete(token)
     assert (outside / "keep.txt").read_text() == "mine"
+
+
+def test_a_log_file_that_is_a_link_is_not_followed(isolated_dirs: Path, tmp_path) -> None:
+    from sdtui.logging_setup import setup_logging, stop_logging
+
+    precious = tmp_path / "precious.txt"
+    precious.write_text("mine")
+    os.chmod(precious, 0o644)
+    (isolated_dirs / "logs").mkdir()
+    (isolated_dirs / "logs" / "sdtui.log").symlink_to(precious)
+    try:
+        assert setup_logging() is None  # runs without a log file rather than write there
+    finally:
+        stop_logging()
+    assert precious.read_text() == "mine" and mode(precious) == 0o644

@@ -148,3 +148,18 @@ def test_disk_io_error_on_a_nearly_full_disk_says_disk_full(gallery_dir: Path, m
     with Gallery(gallery_dir) as gallery:
         assert isinstance(gallery._failure(error), DiskFullError)
         assert "full" in str(gallery._failure(error))
+
+
+def test_links_beside_the_index_are_not_followed(gallery_dir: Path, tmp_path: Path) -> None:
+    make_gallery(gallery_dir)
+    precious = tmp_path / "precious.txt"
+    precious.write_text("mine")
+    os.chmod(precious, 0o644)
+    index = gallery_dir / ".sdtui" / "index.sqlite3"
+    for suffix in ("-wal", "-shm"):
+        Path(f"{index}{suffix}").unlink(missing_ok=True)
+    index.unlink()
+    index.symlink_to(precious)
+    assert state(gallery_dir) == (3, [False, False, True], 3)  # rebuilt, favourite kept
+    assert precious.read_text() == "mine"
+    assert stat.S_IMODE(precious.stat().st_mode) == 0o644

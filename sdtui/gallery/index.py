@@ -203,8 +203,10 @@ def _private_files(path: Path) -> None:
         except FileExistsError:
             pass
     for suffix in ("", "-wal", "-shm"):
+        name = f"{path}{suffix}"
         try:
-            os.chmod(f"{path}{suffix}", 0o600)
+            if stat.S_ISREG(os.lstat(name).st_mode):  # never through a symbolic link
+                os.chmod(name, 0o600)
         except OSError:
             pass
 
