@@ -167,3 +167,28 @@ def test_rebuild_lists_everything_again(old_gallery: Path, no_rolling) -> None:
         assert gallery.count() == 7
         assert [e.favorite for e in gallery.list(search="deep")] == [True]
     assert "edited in place" in prompts(old_gallery)
+
+
+def test_relevance_of_a_common_word_ranks_its_newest_matches(
+    gallery_dir: Path, monkeypatch
+) -> None:
+    from sdtui.gallery import gallery as gallery_module
+    from sdtui.gallery.index import IndexRow
+
+    prompts = ["red red red fox", "red", "red hat", "red red car", "red boat", "blue sea"]
+    with Gallery(gallery_dir) as gallery:
+        gallery._index.add_rows(
+            IndexRow(path=f"{n}.png", size=1, mtime_ns=n, created=n, prompt=p)
+            for n, p in enumerate(prompts)
+        )
+        by_id = {e.prompt: e.id for e in gallery.list(limit=10)}
+        every = [e.prompt for e in gallery.list(search="red", sort="relevance", limit=10)]
+        assert every[0] == "red red red fox" and len(every) == 5
+        monkeypatch.setattr(gallery_module, "RANK_WINDOW", 3)  # the 3 newest matches
+        first = [e.prompt for e in gallery.list(search="red", sort="relevance", limit=2)]
+        newest = sorted(every, key=lambda p: by_id[p])[-3:]
+        assert set(first) <= set(newest) and first[0] == "red red car"
+        # past the window, the whole ranking again
+        deep = [e.prompt for e in gallery.list(search="red", sort="relevance", limit=2, offset=2)]
+        assert deep == every[2:4]
+        assert gallery.count(search="red") == 5

@@ -66,6 +66,7 @@ STATE_DIR = ".sdtui"
 TRASH_DIR = ".trash"
 IMPORT_DIR = "imported"
 STALE_TEMP_SECONDS = 15 * 60  # far longer than any save takes
+RANK_WINDOW = 5000  # matches ranked by relevance for the first pages of a common word
 _DAY_FOLDER = re.compile(r"\d{4}-\d{2}-\d{2}\Z")
 _T = TypeVar("_T")
 
@@ -479,10 +480,13 @@ class Gallery:
             # Joined so that FTS5 ranks the matches itself (bm25).
             where, params = _filters("", favorites, model, since, until)
             extra = where.replace("WHERE ", "AND ", 1) if where else ""
+            window = self._rank_window(query, offset + limit) if not where else None
+            if window is not None:
+                extra, params = "AND images_fts.rowid >= ?", [window]
             sql = (
                 f"SELECT {columns} FROM images_fts JOIN images ON images.id = images_fts.rowid "
                 f"WHERE images_fts MATCH ? {extra} "
-                "ORDER BY images_fts.rank, images.created DESC LIMIT ? OFFSET ?"
+                "ORDER BY bm25(images_fts), images.created DESC LIMIT ? OFFSET ?"
             )
             params = [query, *params]
         else:
@@ -496,6 +500,23 @@ class Gallery:
             )
         rows = self._db(lambda index: index.query(sql, [*params, limit, offset]))
         return [entry_from_row(self.root, row) for row in rows]
+
+    def _rank_window(self, query: str, needed: int) -> int | None:
+        """The smallest id of the newest RANK_WINDOW matches, when there are more.
+
+        Ranking costs per match: a word in 30% of 100,000 images would take
+        ~70 ms to rank whole. Its first pages are ranked among the RANK_WINDOW
+        most recently indexed matches instead (~5x faster); pages past the
+        window, and rarer words, are ranked among all matches.
+        """
+        if needed > RANK_WINDOW:
+            return None
+        sql = (
+            "SELECT rowid FROM images_fts WHERE images_fts MATCH ? "
+            "ORDER BY rowid DESC LIMIT 1 OFFSET ?"
+        )
+        row = self._db(lambda index: index.query_one(sql, (query, RANK_WINDOW - 1)))
+        return None if row is None else int(row[0])
 
     def count(
         self,
