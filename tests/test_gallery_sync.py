@@ -192,3 +192,16 @@ def test_relevance_of_a_common_word_ranks_its_newest_matches(
         deep = [e.prompt for e in gallery.list(search="red", sort="relevance", limit=2, offset=2)]
         assert deep == every[2:4]
         assert gallery.count(search="red") == 5
+
+
+def test_a_gallery_root_that_is_a_link(old_gallery: Path, tmp_path: Path, no_rolling) -> None:
+    link = tmp_path / "link-to-gallery"
+    link.symlink_to(old_gallery)
+    for _ in range(2):
+        with Gallery(link) as gallery:
+            gallery.sync()
+            assert gallery.count() == 7
+    png(old_gallery / "2025-01-02" / "added.png", "added by hand")
+    with Gallery(link) as gallery:
+        gallery.sync()
+        assert gallery.count() == 8

@@ -50,9 +50,11 @@ def folder_path(root: Path, rel: str) -> str:
     return os.path.join(root, rel) if rel else os.fspath(root)
 
 
-def _is_folder(path: str) -> os.stat_result | None:
+def _is_folder(path: str, follow: bool = False) -> os.stat_result | None:
+    """The folder's stat, None when it is gone or not a folder. Links to folders inside
+    the gallery are not walked (as before); the gallery root itself may be one."""
     try:
-        st = os.lstat(path)
+        st = os.stat(path) if follow else os.lstat(path)
     except OSError:
         return None
     return st if stat.S_ISDIR(st.st_mode) else None
@@ -70,7 +72,7 @@ def folders_to_list(
     if "" not in known:  # the first sync: everything
         listing.add("")
     for rel, state in known.items():
-        st = _is_folder(folder_path(root, rel))
+        st = _is_folder(folder_path(root, rel), follow=not rel)
         if st is None:
             gone.add(rel)
         elif st.st_mtime_ns != state.mtime_ns:
@@ -102,7 +104,7 @@ def list_folders(
         if rel in found.folders:
             continue
         folder = folder_path(root, rel)
-        st = _is_folder(folder)
+        st = _is_folder(folder, follow=not rel)
         if st is None:
             continue
         try:
