@@ -7,6 +7,7 @@ variable (`SDTUI_` + the key in capitals) and, where it makes sense, a flag.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import os
 import sys
 from collections.abc import Mapping
@@ -16,7 +17,9 @@ from typing import Any
 
 import platformdirs
 
+from sdtui.display import path_text
 from sdtui.errors import ValidationError
+from sdtui.regular_files import NotRegularFileError, read_regular_text
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -28,6 +31,8 @@ APP_NAME = "sdtui"
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DTYPES = ("auto", "fp32", "fp16", "bf16")
 RENDERERS = ("auto", "tgp", "sixel", "halfcell", "unicode")
+# Sections of the config file that other modules read as tables.
+TABLES = ("keys", "performance", "prompts")
 
 
 def config_dir() -> Path:
@@ -56,12 +61,28 @@ def default_addon_dir(kind: str) -> Path:
 
 
 def ensure_private_dir(path: Path) -> Path:
-    """Create `path` (and parents) readable by its owner only: a GPU box is often shared."""
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    try:
-        path.chmod(0o700)
-    except OSError:
-        pass  # not ours to change (e.g. a shared mount); the files inside are still 0600
+    """Make sure `path` is a folder; the folders created here are readable by their owner only.
+
+    A GPU box is often shared, so what sdtui creates is 0700. A folder that
+    already exists is the user's (a shared or setgid folder, /tmp...): its mode
+    is left exactly as it is.
+    """
+    missing: list[Path] = []
+    current = Path(path)
+    while not os.path.lexists(current) and current != current.parent:
+        missing.append(current)
+        current = current.parent
+    for folder in reversed(missing):
+        try:
+            os.mkdir(folder, 0o700)
+        except FileExistsError:
+            continue  # made by another process at the same moment: not ours either
+        try:
+            os.chmod(folder, 0o700)  # a umask such as 0o277 would leave it unusable
+        except OSError:
+            pass
+    if not path.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, "not a folder", str(path))
     return path
 
 
@@ -112,18 +133,23 @@ def _coerce(name: str, value: Any) -> Any:
 
 def read_config_file(path: Path) -> dict[str, Any]:
     """The parsed TOML file, {} when it does not exist; ValidationError when it is broken."""
+    shown = path_text(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_regular_text(path)
     except FileNotFoundError:
         return {}
+    except NotRegularFileError as exc:
+        raise ValidationError("config", f"{shown} {exc}") from None
     except OSError as exc:
-        raise ValidationError("config", f"cannot read {path}: {exc.strerror}") from None
+        raise ValidationError("config", f"cannot read {shown}: {exc.strerror}") from None
     except UnicodeDecodeError:
-        raise ValidationError("config", f"{path} is not UTF-8 text") from None
+        raise ValidationError("config", f"{shown} is not UTF-8 text") from None
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ValidationError("config", f"{path} is not valid TOML: {exc}") from None
+        raise ValidationError("config", f"{shown} is not valid TOML: {exc}") from None
+    except RecursionError:  # tables or arrays nested thousands deep
+        raise ValidationError("config", f"{shown} is nested too deeply") from None
 
 
 def load_settings(
@@ -143,6 +169,10 @@ def load_settings(
                 values[key] = _coerce(key, value)
             except ValidationError as exc:
                 raise ValidationError(f"config {key}", str(exc).split(": ", 1)[1]) from None
+        elif key in TABLES and not isinstance(value, dict):
+            raise ValidationError(
+                f"config {key}", f"must be a table ([{key}] and its settings), got {value!r}"
+            )
         else:
             extra[key] = value
     for key in names:

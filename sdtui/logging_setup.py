@@ -20,6 +20,7 @@ from types import TracebackType
 from typing import Any
 
 from sdtui.config import ensure_private_dir, log_dir
+from sdtui.display import printable
 
 LOG_NAME = "sdtui.log"
 MAX_BYTES = 2 * 1024 * 1024
@@ -30,6 +31,12 @@ _TOKEN_VARIABLES = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")
 _FORMAT = "%(asctime)s %(levelname)s %(name)s [%(threadName)s] %(message)s"
 
 log = logging.getLogger("sdtui")
+
+
+def _clean(text: str) -> str:
+    """Redacted, and printable: a file name in a message must not drive the terminal
+    of whoever reads the log, nor fail its UTF-8 encoding."""
+    return printable(redact(text))
 
 
 def redact(text: str) -> str:
@@ -49,13 +56,13 @@ class RedactTokenFilter(logging.Filter):
             message = record.getMessage()
         except Exception:  # a bad format string must not lose the record
             message = f"{record.msg!r} {record.args!r}"
-        record.msg = redact(message)
+        record.msg = _clean(message)
         record.args = None
         if record.exc_info and record.exc_info[0] is not None:
-            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
+            record.exc_text = _clean(logging.Formatter().formatException(record.exc_info))
             record.exc_info = None  # formatted above; never formatted again unredacted
         if record.stack_info:
-            record.stack_info = redact(record.stack_info)
+            record.stack_info = _clean(record.stack_info)
         return True
 
 
@@ -63,14 +70,16 @@ class _RedactingFormatter(logging.Formatter):
     """A last guard: whatever a handler formats is redacted again."""
 
     def format(self, record: logging.LogRecord) -> str:
-        return redact(super().format(record))
+        return _clean(super().format(record))
 
 
 class PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
     """A rotating log whose files are created 0600 (the rotated ones too)."""
 
     def _open(self) -> Any:
-        fd = os.open(self.baseFilename, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        # Never through a symbolic link: the mode change below would hit its target.
+        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0)
+        fd = os.open(self.baseFilename, flags, 0o600)
         try:
             os.fchmod(fd, 0o600)  # a file left by an older version may be wider
         except OSError:

@@ -46,6 +46,18 @@ def _check_text(name: str, value: Any) -> str:
             raise ValidationError(
                 name, f"contains the control character U+{ord(ch):04X}; remove it"
             )
+    return _check_utf8(name, value)
+
+
+def _check_utf8(name: str, value: str) -> str:
+    """Refuse lone surrogates: bytes that were not UTF-8 (from a shell or a file name).
+    A tokenizer, a PNG text chunk and the index would each fail on them later."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValidationError(
+            name, f"is not valid UTF-8 text (character {exc.start + 1}); retype or remove it"
+        ) from None
     return value
 
 
@@ -143,7 +155,7 @@ class GenerationRequest:
             raise ValidationError("prompt", "is empty; write what the image should show")
         if not isinstance(self.model, str) or not self.model.strip():
             raise ValidationError("model", "is empty; give a short name, hub id or path")
-        set_(self, "model", self.model.strip())
+        set_(self, "model", _check_utf8("model", self.model.strip()))
         try:
             set_(self, "scheduler", canonical_scheduler(self.scheduler))
         except KeyError as exc:
@@ -166,6 +178,8 @@ class GenerationRequest:
             pairs = tuple((str(k), str(v)) for k, v in extras)
         except (TypeError, ValueError):
             raise ValidationError("extras", "must be pairs of key and value") from None
+        for pair in pairs:
+            _check_utf8("extras", "".join(pair))
         set_(self, "extras", pairs)
         workflows.check_workflow_fields(self)
 

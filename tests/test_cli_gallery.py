@@ -115,9 +115,7 @@ def test_bad_input_exit_codes(filled, capsys, tmp_path: Path) -> None:
     assert main(["gallery", "list", "--limit", "0"]) == 2
     assert main(["gallery", "list", "--gallery", str(tmp_path / "typo")]) == 2
     assert not (tmp_path / "typo").exists()  # bad input changes nothing
-    with pytest.raises(SystemExit) as exc:
-        main(["gallery", "list", "--limit", "many"])
-    assert exc.value.code == 2
+    assert main(["gallery", "list", "--limit", "many"]) == 2
     not_image = tmp_path / "notes.png"
     not_image.write_text("hello")
     assert main(["gallery", "show", str(not_image)]) == 1  # a file we cannot read

@@ -330,15 +330,16 @@ def test_import_copies_without_overwriting(gallery: Gallery, gallery_dir: Path, 
     assert by_source["a1111"].path.read_bytes() == a.read_bytes()
 
     again = gallery.import_paths([a])
-    assert again.entries[0].path != by_source["a1111"].path  # a second copy, not a replacement
-    assert gallery.count() == 3
+    assert again.entries[0].path == by_source["a1111"].path  # the same content: the same entry
+    assert again.added == 0 and again.unchanged == 1
+    assert gallery.count() == 2
     assert indexed_paths(gallery) == image_files(gallery_dir)
 
     # A file already in the gallery is indexed in place, not copied.
     inside = write_png(gallery_dir / "dropped.png", {"parameters": A1111_TEXT})
     report = gallery.import_paths([inside])
     assert [e.path for e in report.entries] == [inside]
-    assert gallery.count() == 4
+    assert gallery.count() == 3
 
 
 def test_thumbnail_is_made_once(gallery: Gallery) -> None:

@@ -10,10 +10,12 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
 from sdtui import __version__
+from sdtui.display import printable
 from sdtui.errors import SdtuiError
 from sdtui.logging_setup import redact, setup_logging
 
@@ -61,10 +63,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+MAX_MESSAGE = 500  # a 5,000-character argument is not echoed back whole
+
+
 def _say(text: str) -> None:
     """One line on stderr; the terminal may be gone (SIGHUP), which must not hide the status."""
+    text = text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 1] + "…"
     try:
-        print(redact(text), file=sys.stderr)
+        print(printable(redact(text), keep="\n"), file=sys.stderr)
+    except (OSError, ValueError):
+        pass
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's last flush cannot fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
     except (OSError, ValueError):
         pass
 
@@ -79,7 +95,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return app.run(args)
         module = importlib.import_module(_available_subcommands()[args.command][0])
-        return module.run(args)
+        code = module.run(args)
+        sys.stdout.flush()  # here, so a closed pipe is noticed while it can be handled
+        return code
+    except BrokenPipeError:
+        # `sdtui gallery list | head`: the reader has all it wanted. Quiet, as Unix tools are.
+        _silence_stdout()
+        return 141  # 128 + SIGPIPE, what a shell reports for `yes | head`
     except SdtuiError as exc:
         log.warning("sdtui %s: %s", args.command or "app", exc, exc_info=exc.__cause__ is not None)
         _say(f"sdtui: {exc}")

@@ -10,13 +10,14 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-from sdtui.cli.common import settings_from_args
+from sdtui.cli.common import check_gallery_folder, settings_from_args
 
 
 def run(args: argparse.Namespace) -> int:
     from sdtui.engine import performance
 
     settings = settings_from_args(args)  # bad flags/config fail here, before the screen opens
+    check_gallery_folder(settings)
     options = performance.performance_from_settings(settings, args)
     # Importing the app imports textual_image.widget, which asks the terminal what
     # graphics it supports: this must happen before Textual takes the terminal over.

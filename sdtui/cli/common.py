@@ -3,8 +3,25 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 from sdtui.config import DEVICES, DTYPES, RENDERERS, Settings, load_settings
+from sdtui.display import path_text
+from sdtui.errors import ValidationError
+
+
+def whole_number(field: str, text: str | int, lo: int, hi: int) -> int:
+    """`text` as a whole number from `lo` to `hi`; ValidationError (exit 2) otherwise,
+    with a short message: never echoing a 5,000-digit number, never an OverflowError later."""
+    digits = str(text).strip()
+    body = digits[1:] if digits[:1] in ("+", "-") else digits
+    if not (body.isascii() and body.isdecimal()) or len(body) > len(str(hi)) + 1:
+        shown = digits if len(digits) <= 20 else f"a {len(digits)}-character value"
+        raise ValidationError(field, f"must be a whole number from {lo} to {hi}, got {shown}")
+    value = int(digits)
+    if not lo <= value <= hi:
+        raise ValidationError(field, f"must be from {lo} to {hi}, got {value}")
+    return value
 
 
 def add_gallery_argument(parser: argparse.ArgumentParser) -> None:
@@ -57,6 +74,14 @@ def add_app_arguments(parser: argparse.ArgumentParser) -> None:
         help="how to draw images: auto (ask the terminal), tgp (kitty), sixel, halfcell, unicode",
     )
     parser.add_argument("--theme", metavar="NAME", help="colour theme (remembered when changed)")
+
+
+def check_gallery_folder(settings: Settings) -> None:
+    """Refuse a gallery path that names a file (or anything but a folder) before any
+    model is loaded; a path that does not exist yet is fine, it will be created."""
+    path = settings.gallery
+    if os.path.lexists(path) and not path.is_dir():
+        raise ValidationError("gallery", f"{path_text(path)} is not a folder")
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:

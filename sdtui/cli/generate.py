@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from sdtui.cli import common, prompt_options, remote, workflow_options
+from sdtui.display import path_text
 from sdtui.engine import performance
 from sdtui.errors import GenerationCancelled
 
@@ -176,6 +177,7 @@ def run(args: argparse.Namespace) -> int:
     request = build_request(args, settings.model, settings)
     job = prompt_options.prepare_job(args, request, settings)
     options = performance.performance_from_settings(settings, args)
+    common.check_gallery_folder(settings)  # a file named as the gallery: before torch loads
     _quiet_libraries()
     from sdtui.engine import Engine
     from sdtui.models import resolve_model_name
@@ -215,7 +217,7 @@ def run(args: argparse.Namespace) -> int:
             if args.json:
                 print(json.dumps(_json_line(entry.path, generated, loaded, seconds)), flush=True)
             else:
-                print(entry.path, flush=True)
+                print(path_text(entry.path), flush=True)
             last = time.perf_counter()
 
         cancel = CancelToken()
@@ -253,7 +255,7 @@ def _save_grid(plan: Any, results: list[Any], gallery: Any, args: argparse.Names
         line = {"path": str(entry.path), "grid": plan.describe(), "seed": entry.seed}
         print(json.dumps(line), flush=True)
     else:
-        print(entry.path, flush=True)
+        print(path_text(entry.path), flush=True)
 
 
 @contextlib.contextmanager

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from sdtui.display import json_for_terminal, printable
+from sdtui.display import json_for_terminal, path_text, printable
 from sdtui.errors import ValidationError
 
 
@@ -66,8 +66,8 @@ def run(args: argparse.Namespace) -> int:
     from sdtui.gallery.metadata import read_metadata
 
     path = Path(args.image).expanduser()
-    if not path.is_file():
-        raise ValidationError("image", f"no such file: {args.image}")
+    if not os.path.lexists(path):  # False too for a name too long to exist
+        raise ValidationError("image", f"no such file: {path_text(args.image)}")
     data = read_metadata(path).to_json_dict()
     data["loras"] = describe_loras(data.get("prompt") or "", data.get("extras") or {})
     if args.json:
@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
         _print(json_for_terminal(json.dumps(flat, ensure_ascii=False)))
     else:
         if data.get("source") == "none":
-            _print(f"{printable(str(path))}: no generation settings stored in this image")
+            _print(f"{path_text(path)}: no generation settings stored in this image")
             return 0
         _print("\n".join(_lines(data)))
     return 0

@@ -26,6 +26,7 @@ from sdtui.errors import (
     UnsafeCheckpointError,
 )
 from sdtui.models import DEMO_SOURCE, ModelEntry, resolve_model_name
+from sdtui.params import SIZE_MULTIPLE, SIZE_RANGE
 
 PICKLE_SUFFIXES = (".ckpt", ".pt", ".bin", ".pth")
 SAFE_SUFFIXES = (".safetensors",)
@@ -184,6 +185,13 @@ def native_size(pipe: Any) -> tuple[int, int]:
     from sdtui.families import clamp_size, pipeline_default_size
 
     return clamp_size(pipeline_default_size(pipe))
+
+
+def usable_size(pixels: int) -> int:
+    """A native size that a request accepts: tiny test models (32 px) come up to 64."""
+    low, high = SIZE_RANGE
+    pixels = min(max(int(pixels), low), high)
+    return pixels - pixels % SIZE_MULTIPLE
 
 
 def _read_checkpoint_keys(path: str) -> list[str]:
@@ -382,6 +390,34 @@ def quiet_library_output() -> None:
     transformers_logging.disable_progress_bar()
 
 
+HUB_LOOKUP_SECONDS = 5.0
+
+
+def hub_resolves() -> bool:
+    """Whether the hub's host name (from HF_ENDPOINT) resolves: one DNS lookup, at most
+    a few seconds. Without it, the hub client retries for half a minute before failing."""
+    import socket
+    import threading
+    from urllib.parse import urlsplit
+
+    host = urlsplit(os.environ.get("HF_ENDPOINT") or "https://huggingface.co").hostname
+    if not host:
+        return True  # not ours to judge: let the client report it
+    found: list[bool] = []
+
+    def lookup() -> None:
+        try:
+            socket.getaddrinfo(host, 443, proto=socket.IPPROTO_TCP)
+            found.append(True)
+        except (OSError, UnicodeError):
+            found.append(False)
+
+    thread = threading.Thread(target=lookup, name="hub-lookup", daemon=True)
+    thread.start()
+    thread.join(HUB_LOOKUP_SECONDS)
+    return bool(found and found[0])
+
+
 def load_pipeline(
     source: ModelSource,
     torch_dtype: Any,
@@ -410,8 +446,8 @@ def load_pipeline(
             kwargs["use_safetensors"] = True
         if source.kind == "hub":
             kwargs["token"] = token
-            if hub_offline():
-                kwargs["local_files_only"] = True
+            if hub_offline() or not hub_resolves():
+                kwargs["local_files_only"] = True  # cached files still load; others fail at once
         pipeline_class = folder_pipeline_class(source.location) if source.kind != "hub" else None
         if pipeline_class is not None:
             return pipeline_class.from_pretrained(source.location, **kwargs)
@@ -480,7 +516,7 @@ def _load_single_file(source: ModelSource, torch_dtype: Any, config: str | None,
     if config:
         kwargs["config"] = _config_folder(config)
         kwargs["local_files_only"] = True
-    elif hub_offline():
+    elif hub_offline() or not hub_resolves():
         kwargs["local_files_only"] = True
     if transformer_name and not holds_whole_pipeline(keys):
         # FLUX and SD 3.5 files are mostly the transformer alone: the text encoders and

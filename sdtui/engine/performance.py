@@ -83,14 +83,16 @@ class PerformanceOptions:
 def _keep_models(value: Any) -> int:
     text = str(value).strip()
     if isinstance(value, bool) or not (text.isascii() and text.isdecimal()):
+        shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:39] + "…"
         raise ValidationError(
-            "keep_models", f"must be a whole number from 0 to {MAX_KEEP_MODELS}, got {value!r}"
+            "keep_models", f"must be a whole number from 0 to {MAX_KEEP_MODELS}, got {shown}"
         )
-    count = int(text)
+    count = int(text) if len(text) <= 6 else MAX_KEEP_MODELS + 1  # int() refuses 4301 digits
     if count > MAX_KEEP_MODELS:
+        text = text if len(text) <= 20 else f"a {len(text)}-digit number"
         # Each parked SDXL pipeline holds about 7 GB of CPU memory.
         raise ValidationError(
-            "keep_models", f"must be a whole number from 0 to {MAX_KEEP_MODELS}, got {count}"
+            "keep_models", f"must be a whole number from 0 to {MAX_KEEP_MODELS}, got {text}"
         )
     return count
 

@@ -9,9 +9,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from sdtui.display import path_text
 from sdtui.errors import ValidationError
 from sdtui.gallery.index import IndexRow
 from sdtui.gallery.metadata import ImageMetadata
+from sdtui.gallery.names import from_index
 from sdtui.params import MAX_SEED, GenerationRequest
 
 
@@ -49,6 +51,16 @@ class GalleryEntry:
         if self.seed is not None and 0 <= self.seed <= MAX_SEED:
             return self.seed
         return self.request.seed if self.request is not None else None
+
+    @property
+    def shown_name(self) -> str:
+        """The file name, safe to show on a terminal (see `display.path_text`)."""
+        return path_text(self.path.name)
+
+    @property
+    def shown_path(self) -> str:
+        """The path inside the gallery, safe to show on a terminal."""
+        return path_text(from_index(self.rel_path))
 
     def to_json_dict(self) -> dict[str, Any]:
         return {
@@ -137,7 +149,7 @@ def entry_from_row(root: Path, row: sqlite3.Row) -> GalleryEntry:
     extras = {str(k): str(v) for k, v in extras.items()}
     return GalleryEntry(
         id=int(row["id"]),
-        path=root / row["path"],
+        path=root / from_index(row["path"]),
         rel_path=row["path"],
         request=_request_from_row(row, extras),
         seed=row["seed"],

@@ -19,11 +19,15 @@ from pathlib import Path
 from typing import BinaryIO
 
 from sdtui.config import ensure_private_dir
+from sdtui.regular_files import open_regular
 
 MAX_SLUG_CHARS = 48
 MAX_SLUG_BYTES = 120  # ext4 allows 255 bytes per name; leave room for date, seed, counter
 _UNSAFE = re.compile(r"[^\w]+", re.UNICODE)
 _MAX_TRIES = 10_000
+# Every temporary file sdtui writes starts with this; only such files are ever cleaned up.
+TEMP_PREFIX = ".sdtui-tmp-"
+_OWN_TEMP = re.compile(re.escape(TEMP_PREFIX) + r"[0-9a-f]{12}\.[^/]*\.tmp\Z")
 
 
 def slugify(text: str, fallback: str = "image") -> str:
@@ -39,6 +43,16 @@ def slugify(text: str, fallback: str = "image") -> str:
         slug = slug[:-1]
     slug = slug.strip("-")
     return slug or fallback
+
+
+def temp_path(folder: Path, stem: str) -> Path:
+    """A fresh hidden temporary name in `folder` that `is_own_temp` recognises."""
+    return folder / f"{TEMP_PREFIX}{secrets.token_hex(6)}.{stem[:40]}.tmp"
+
+
+def is_own_temp(name: str) -> bool:
+    """True for a name `temp_path` made (so sdtui may remove the file if it is stale)."""
+    return _OWN_TEMP.match(name) is not None
 
 
 def fsync_dir(folder: Path) -> None:
@@ -98,7 +112,7 @@ def write_new_file(folder: Path, stem: str, suffix: str, write: Callable[[Binary
     removed and the OSError propagates; nothing appears under a final name.
     """
     ensure_private_dir(folder)
-    tmp = folder / f".{stem[:40]}.{secrets.token_hex(6)}.tmp"
+    tmp = temp_path(folder, stem)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         with os.fdopen(fd, "wb") as fh:
@@ -120,7 +134,7 @@ def copy_new_file(source: Path, folder: Path, stem: str, suffix: str) -> Path:
     """Copy `source` into `folder` under a free name, keeping its modification time."""
 
     def write(fh: BinaryIO) -> None:
-        with open(source, "rb") as src:
+        with open_regular(source) as src:
             shutil.copyfileobj(src, fh, 1024 * 1024)
 
     final = write_new_file(folder, stem, suffix, write)
@@ -130,6 +144,22 @@ def copy_new_file(source: Path, folder: Path, stem: str, suffix: str) -> Path:
     except OSError:
         pass
     return final
+
+
+def same_content(a: Path, b: Path, chunk: int = 1024 * 1024) -> bool:
+    """True when two regular files hold the same bytes (False when either cannot be read)."""
+    try:
+        with open_regular(a) as fa, open_regular(b) as fb:
+            if os.fstat(fa.fileno()).st_size != os.fstat(fb.fileno()).st_size:
+                return False
+            while True:
+                block = fa.read(chunk)
+                if block != fb.read(chunk):
+                    return False
+                if not block:
+                    return True
+    except OSError:
+        return False
 
 
 def move_no_overwrite(source: Path, folder: Path, stem: str, suffix: str) -> Path:

@@ -9,19 +9,33 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
+import posixpath
 import re
 import sqlite3
+import stat
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sdtui.gallery.names import from_index, to_index
+
 log = logging.getLogger(__name__)
 
 # 2: the search index holds CJK text one character per token (see `fts_text`).
 SCHEMA_VERSION = 2
 BUSY_TIMEOUT_MS = 15_000
+
+# Each folder listed at the last sync: a folder whose modification time is unchanged
+# has the same entries, so a sync need not list it (see gallery.sync).
+_FOLDERS_TABLE = """
+CREATE TABLE IF NOT EXISTS folders (
+    path TEXT PRIMARY KEY, mtime_ns INTEGER NOT NULL, files INTEGER NOT NULL,
+    checked REAL NOT NULL
+);
+"""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -76,6 +90,7 @@ CREATE TABLE IF NOT EXISTS trash (
     favorite INTEGER NOT NULL, deleted REAL NOT NULL
 );
 """
+_SCHEMA += _FOLDERS_TABLE
 
 # Han, kana, Hangul and CJK punctuation-free letters: languages written without
 # spaces. FTS5's unicode61 tokenizer would make a whole run one token, so a word
@@ -182,12 +197,48 @@ class IndexRow:
         )
 
 
+# Every table, index and trigger of the schema: one missing means the file was tampered with.
+_OBJECTS = frozenset(
+    {"meta", "images", "images_created", "images_model", "images_favorite", "images_fts"}
+    | {"images_ai", "images_ad", "images_au", "skipped", "trash"}
+)
+
+
 def _is_damage(exc: sqlite3.Error) -> bool:
-    """Corrupt or not-a-database, as opposed to 'locked' or a constraint."""
+    """Corrupt, not-a-database or missing part of the schema, as opposed to 'locked',
+    'disk full' or a constraint: what rebuilding the index from the files fixes."""
+    message = str(exc)
+    if message.startswith(("no such table", "no such column")):
+        return True  # e.g. the search table's own storage dropped by hand
     code = getattr(exc, "sqlite_errorcode", None)
     if code is not None:
         return code & 0xFF in (11, 26)  # SQLITE_CORRUPT, SQLITE_NOTADB
     return type(exc) is sqlite3.DatabaseError
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """SQLITE_FULL, or the I/O error SQLite reports when a write hits a full disk."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None and code & 0xFF == 13:  # SQLITE_FULL
+        return True
+    return "database or disk is full" in str(exc)
+
+
+def _private_files(path: Path) -> None:
+    """The index and its -wal/-shm are sdtui's own files: 0600, whatever left them wider
+    or read-only (SQLite gives -wal and -shm the mode of the index file)."""
+    if not os.path.lexists(path):
+        try:
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        except FileExistsError:
+            pass
+    for suffix in ("", "-wal", "-shm"):
+        name = f"{path}{suffix}"
+        try:
+            if stat.S_ISREG(os.lstat(name).st_mode):  # never through a symbolic link
+                os.chmod(name, 0o600)
+        except OSError:
+            pass
 
 
 class GalleryIndex:
@@ -196,9 +247,13 @@ class GalleryIndex:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.RLock()
+        self.repaired = False  # True when missing tables were made again (empty)
         self._conn = self._connect()
 
     def _connect(self) -> sqlite3.Connection:
+        if os.path.lexists(self.path) and not stat.S_ISREG(os.lstat(self.path).st_mode):
+            raise IndexDamagedError(f"{self.path} is not a file")  # a folder, FIFO, link...
+        _private_files(self.path)
         conn = sqlite3.connect(
             self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
             check_same_thread=False,
@@ -216,6 +271,8 @@ class GalleryIndex:
                 raise IndexDamagedError(f"index schema {version}, expected {SCHEMA_VERSION}")
             if version is None:
                 self._create_schema(conn)
+            else:
+                self._repair_schema(conn)
             conn.execute("SELECT max(id) FROM images").fetchone()
         except sqlite3.Error as exc:
             conn.close()
@@ -256,12 +313,24 @@ class GalleryIndex:
             for statement in _split_script(_SCHEMA):
                 if statement.lstrip().startswith("CREATE TRIGGER"):
                     conn.execute(statement)
-            conn.execute("INSERT INTO images_fts (images_fts) VALUES ('delete-all')")
-            conn.execute(
-                "INSERT INTO images_fts (rowid, prompt, negative_prompt) "
-                "SELECT id, sdtui_fts(prompt), sdtui_fts(negative_prompt) FROM images"
-            )
+            _refill_search(conn)
             conn.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (str(SCHEMA_VERSION),))
+
+    def _repair_schema(self, conn: sqlite3.Connection) -> None:
+        """Make again what is missing of the schema (a table dropped by hand); the
+        search table is refilled from the rows, a lost images table from the files."""
+        present = {name for (name,) in conn.execute("SELECT name FROM sqlite_master")}
+        if "folders" not in present:  # added after the first schema: nothing lost
+            conn.execute(_FOLDERS_TABLE)
+        missing = _OBJECTS - present
+        if not missing:
+            return
+        log.warning("gallery index %s lacks %s; making it again", self.path, sorted(missing))
+        self._create_schema(conn)
+        if "images_fts" in missing:
+            with _immediate(conn):
+                _refill_search(conn)
+        self.repaired = True
 
     def close(self) -> None:
         with self._lock:
@@ -323,6 +392,17 @@ class GalleryIndex:
             }
         return {**skipped, **states}
 
+    def indexed_among(self, paths: Iterable[str]) -> set[str]:
+        """Those of `paths` that are indexed images (not skipped files)."""
+        wanted = list(paths)
+        found: set[str] = set()
+        with self._lock:
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start : start + 500]
+                sql = f"SELECT path FROM images WHERE path IN ({', '.join('?' * len(chunk))})"
+                found.update(p for (p,) in self._conn.execute(sql, chunk))
+        return found
+
     def indexed_paths(self) -> set[str]:
         with self._lock:
             return {p for (p,) in self._conn.execute("SELECT path FROM images")}
@@ -345,11 +425,75 @@ class GalleryIndex:
         with self._lock:
             return [p for (p,) in self._conn.execute("SELECT path FROM images WHERE favorite = 1")]
 
+    # -- folders: what the last sync listed --------------------------------------
+
+    def folder_states(self) -> dict[str, tuple[int, int, float]]:
+        """folder (index form, '' for the root) -> (mtime_ns, files, when checked)."""
+        with self._lock:
+            rows = self._conn.execute("SELECT path, mtime_ns, files, checked FROM folders")
+            return {p: (m, f, c) for p, m, f, c in rows}
+
+    def set_folders(self, rows: Iterable[tuple[str, int, int, float]], gone: Iterable[str]) -> None:
+        with self.write() as conn:
+            conn.executemany("DELETE FROM folders WHERE path = ?", [(p,) for p in gone])
+            conn.executemany(
+                "INSERT OR REPLACE INTO folders (path, mtime_ns, files, checked) "
+                "VALUES (?, ?, ?, ?)",
+                list(rows),
+            )
+
+    def note_folder(self, rel: str) -> None:
+        """Record a folder as never listed (mtime -1), unless it is known already."""
+        with self.write() as conn:
+            conn.execute(
+                "INSERT OR IGNORE INTO folders (path, mtime_ns, files, checked) "
+                "VALUES (?, -1, 0, 0)",
+                (rel,),
+            )
+
+    def file_states_in(self, folders: Iterable[str]) -> dict[str, tuple[int, int]]:
+        """path -> (size, mtime_ns) of the indexed and skipped files directly in `folders`
+        (decoded folder names, '' for the root), read through the path index."""
+        wanted = set(folders)
+        found: dict[str, tuple[int, int]] = {}
+        with self._lock:
+            for table in ("skipped", "images"):
+                for folder in wanted:
+                    if folder:
+                        low = to_index(folder) + "/"
+                        sql = (
+                            f"SELECT path, size, mtime_ns FROM {table} WHERE path >= ? AND path < ?"
+                        )
+                        params: tuple[str, ...] = (low, low[:-1] + "0")  # '0' follows '/'
+                    else:
+                        sql = f"SELECT path, size, mtime_ns FROM {table} WHERE instr(path, '/') = 0"
+                        params = ()
+                    for path, size, mtime in self._conn.execute(sql, params):
+                        if posixpath.dirname(from_index(path)) == folder:
+                            found[path] = (size, mtime)
+                # Names that are not UTF-8 are stored as '/' + bytes (see names.py).
+                sql = f"SELECT path, size, mtime_ns FROM {table} WHERE path >= '/' AND path < '0'"
+                for path, size, mtime in self._conn.execute(sql):
+                    if posixpath.dirname(from_index(path)) in wanted:
+                        found[path] = (size, mtime)
+        return found
+
     def clear(self) -> None:
         with self.write() as conn:
             conn.execute("DELETE FROM images")
             conn.execute("DELETE FROM skipped")
-            conn.execute("INSERT INTO images_fts (images_fts) VALUES ('rebuild')")
+            conn.execute("DELETE FROM folders")
+            conn.execute("INSERT INTO images_fts (images_fts) VALUES ('delete-all')")
+
+
+def _refill_search(conn: sqlite3.Connection) -> None:
+    """The search index made again from the rows, through the same text function as the
+    triggers (an FTS 'rebuild' would read the raw text and break later deletes)."""
+    conn.execute("INSERT INTO images_fts (images_fts) VALUES ('delete-all')")
+    conn.execute(
+        "INSERT INTO images_fts (rowid, prompt, negative_prompt) "
+        "SELECT id, sdtui_fts(prompt), sdtui_fts(negative_prompt) FROM images"
+    )
 
 
 @contextlib.contextmanager

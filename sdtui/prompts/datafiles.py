@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 from sdtui.config import ensure_private_dir, tomllib
 from sdtui.errors import SaveError, ValidationError
+from sdtui.regular_files import read_regular_text
 
 T = TypeVar("T")
 
@@ -64,7 +65,7 @@ def user_entries(folder: Path, table: str) -> Iterator[Entry | str]:
         return
     for path in sorted(folder.glob("*.toml")):
         try:
-            yield from _entries(path.read_text(encoding="utf-8"), table, str(path))
+            yield from _entries(read_regular_text(path), table, str(path))
         except (OSError, UnicodeDecodeError, ValueError) as exc:
             yield f"{path}: {exc}"
 

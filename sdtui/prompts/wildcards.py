@@ -13,6 +13,7 @@ from pathlib import Path
 
 from sdtui.config import config_dir
 from sdtui.errors import ValidationError
+from sdtui.regular_files import read_regular_text
 
 MAX_DEPTH = 8  # wildcard files may use wildcards; this stops a file that includes itself
 MAX_COMBINATIONS = 1000
@@ -40,7 +41,7 @@ def has_wildcards(text: str) -> bool:
 def _file_lines(name: str, folder: Path) -> list[str]:
     path = folder / f"{name}.txt"
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_regular_text(path)
     except FileNotFoundError:
         raise ValidationError(
             "prompt", f"no wildcard file for __{name}__ (expected {path})"

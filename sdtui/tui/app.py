@@ -192,7 +192,24 @@ class SdtuiApp(AddonPickerMixin, PromptCraftMixin, App[None]):
                 wanted = "textual-dark"
         self._start_theme: str | None = wanted
         self.theme = wanted
+        # What was applied: a broken remembered theme falls back, and is not forgotten.
+        self._start_theme = self.theme
         self.theme_changed_signal.subscribe(self, self._remember_theme)
+
+    def validate_theme(self, name: str) -> str:
+        """A theme whose variables break the CSS is refused with a message: the app
+        keeps its current theme (or the default at start) instead of failing."""
+        theme = self.available_themes.get(name)
+        problem = None if theme is None else themes.css_problem(self, theme)
+        if problem is None:
+            return name
+        self.show_error(f"theme {name!r} cannot be used: {problem}")
+        self.unregister_theme(name)
+        # At start the app's own default; later, the theme in use stays.
+        fallback = self.theme if getattr(self, "_start_theme", None) is None else ""
+        if fallback == name or fallback not in self.available_themes:
+            fallback = themes.DEFAULT_THEME
+        return fallback if fallback in self.available_themes else "textual-dark"
 
     def _remember_theme(self, theme: Theme) -> None:
         if theme.name == self._start_theme:  # the choice made at start, not a change

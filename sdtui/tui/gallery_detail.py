@@ -19,6 +19,7 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
+from sdtui.regular_files import open_regular
 from sdtui.tui.gallery_keys import DETAIL_KEYS, bindings
 from sdtui.tui.gallery_settings import DIFF_STYLE, compare_rows, settings_text, word_diff
 from sdtui.tui.preview import RENDERERS
@@ -46,7 +47,7 @@ class ImageLoading:
         from PIL import Image
 
         try:
-            with Image.open(path) as im:
+            with open_regular(path) as fh, Image.open(fh) as im:
                 im.draft("RGB", (MAX_SIDE, MAX_SIDE))
                 im.thumbnail((MAX_SIDE, MAX_SIDE))
                 image = im.convert("RGB")
@@ -93,7 +94,7 @@ class GalleryDetailScreen(ImageLoading, Screen[None]):
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
-        self.title = self.entry.path.name
+        self.title = self.entry.shown_name
         self.load_image("detail-image", self.entry.path)
 
     def show_entry(self, entry: Any) -> None:
@@ -104,7 +105,7 @@ class GalleryDetailScreen(ImageLoading, Screen[None]):
         entry = self.owner.step(delta)
         if entry is not None and entry.id != self.entry.id:
             self.show_entry(entry)
-            self.title = entry.path.name
+            self.title = entry.shown_name
             self.load_image("detail-image", entry.path)
 
     def action_previous(self) -> None:
@@ -183,7 +184,7 @@ class GalleryCompareScreen(ImageLoading, Screen[None]):
             for side, entry in (("left", self.left), ("right", self.right)):
                 with Vertical(classes="compare-side"):
                     yield image_widget(self.app, f"compare-{side}")
-                    yield Static(Text(entry.path.name, no_wrap=True, overflow="ellipsis"))
+                    yield Static(Text(entry.shown_name, no_wrap=True, overflow="ellipsis"))
         with VerticalScroll(id="compare-table"):
             yield Static(compare_table(self.left, self.right))
         yield Footer(compact=True)

@@ -192,7 +192,7 @@ class GalleryGrid(GalleryList):
         text = Text(no_wrap=True, overflow="ellipsis")
         text.append(FAVOURITE_MARK if entry.favorite else " ", style="bold yellow")
         text.append(COMPARE_MARK if entry.id == self.marked_id else " ", style="bold magenta")
-        text.append(one_line(entry.prompt or entry.rel_path))  # escape sequences never obeyed
+        text.append(one_line(entry.prompt or entry.shown_path))  # escape sequences never obeyed
         text.truncate(CELL_WIDTH - 2, overflow="ellipsis", pad=True)
         caption = [
             Segment(seg.text, style + seg.style if seg.style else style)

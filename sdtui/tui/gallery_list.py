@@ -46,7 +46,7 @@ def row_text(entry: Any, marked: bool = False, width: int = 120) -> Text:
     else:
         text.append(" ")
     prompt = one_line(entry.prompt or "")  # escape sequences shown as U+FFFD, never obeyed
-    text.append(prompt or entry.rel_path)
+    text.append(prompt or entry.shown_path)
     return text
 
 

@@ -340,7 +340,7 @@ class GalleryScreen(Screen[None]):
         self.changed = True
         self.reload()
         word = "Marked as favourite" if updated.favorite else "No longer a favourite"
-        self.notify(f"{word}: {entry.path.name}", markup=False)
+        self.notify(f"{word}: {entry.shown_name}", markup=False)
         return updated
 
     def action_favorite(self) -> None:
@@ -419,11 +419,11 @@ class GalleryScreen(Screen[None]):
             self.reload()
             return
         self.changed = True
-        self.undo_tokens.append((token, entry.path.name))
+        self.undo_tokens.append((token, entry.shown_name))
         if self.list.marked_id == entry.id:
             self.list.marked_id = None
         self.reload()
-        self.notify(f"Moved to the trash: {entry.path.name}  (u puts it back)", markup=False)
+        self.notify(f"Moved to the trash: {entry.shown_name}  (u puts it back)", markup=False)
 
     def action_undo(self) -> None:
         if not self.undo_tokens:
@@ -438,7 +438,7 @@ class GalleryScreen(Screen[None]):
         self.undo_tokens.pop()
         self.changed = True
         self.reload()
-        self.notify(f"Restored: {restored.path.name}", markup=False)
+        self.notify(f"Restored: {restored.shown_name}", markup=False)
 
     def action_mark(self) -> None:
         entry = self._current()

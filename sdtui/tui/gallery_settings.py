@@ -12,7 +12,7 @@ from typing import Any
 
 from rich.text import Text
 
-from sdtui.display import printable
+from sdtui.display import path_text, printable
 from sdtui.params import format_parameters, quote_value
 
 DIFF_STYLE = "bold black on yellow"
@@ -52,7 +52,7 @@ def settings_rows(entry: Any) -> list[tuple[str, str]]:
         ("Created", entry.created.strftime("%Y-%m-%d %H:%M:%S")),
         ("Favourite", "yes" if entry.favorite else "no"),
         ("Source", entry.source),
-        ("File", str(entry.path)),
+        ("File", path_text(entry.path)),
     ]
     # Images from other tools may carry escape sequences: shown as U+FFFD, never obeyed.
     return [(label, printable(value)) for label, value in rows]
@@ -127,7 +127,7 @@ def settings_text_short(entry: Any) -> Text:
     """The settings that fit beside the list: prompts, then the numbers on one line."""
     rows = dict(settings_rows(entry))
     text = Text()
-    text.append(rows["Prompt"] or entry.rel_path)
+    text.append(rows["Prompt"] or entry.shown_path)
     if rows["Negative prompt"]:
         text.append("\nnegative: ", style="bold")
         text.append(rows["Negative prompt"])

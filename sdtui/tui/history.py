@@ -24,7 +24,8 @@ from textual.strip import Strip
 from textual.widgets import OptionList
 from textual.widgets.option_list import Option
 
-from sdtui.display import one_line
+from sdtui.display import one_line, path_text
+from sdtui.regular_files import open_regular
 from sdtui.tui.gallery_grid import THUMB_SOURCE, Lines, half_block_lines
 
 THUMB_COLUMNS = 6  # cells per thumbnail line
@@ -70,7 +71,7 @@ def entry_label(entry: Any, thumbnail: bool = False) -> Text:
     prompt = getattr(entry, "prompt", "") or (request.prompt if request else "")
     label = Text(no_wrap=True, overflow="ellipsis")
     # Imported images may carry escape sequences: shown as U+FFFD, never sent to the terminal.
-    label.append(one_line(prompt)[:200] or one_line(str(entry.path)))
+    label.append(one_line(prompt)[:200] or path_text(entry.path))
     details = f"\nseed {entry.seed}" if thumbnail else f"  seed {entry.seed}"
     width = getattr(entry, "width", None) or (request.width if request else None)
     height = getattr(entry, "height", None) or (request.height if request else None)
@@ -221,7 +222,7 @@ class HistoryList(OptionList):
                     source = (
                         entry.path if gallery is None else gallery.thumbnail(entry.id, THUMB_SOURCE)
                     )
-                    with Image.open(source) as im:
+                    with open_regular(source) as fh, Image.open(fh) as im:
                         loaded[entry.id] = half_block_lines(im, THUMB_PIXELS)
                 except Exception:  # a missing or unreadable file: the row shows text alone
                     loaded[entry.id] = None

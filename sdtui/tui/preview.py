@@ -15,6 +15,8 @@ from textual.containers import Vertical
 from textual.widgets import Static
 from textual_image import widget as image_widgets
 
+from sdtui.regular_files import open_regular
+
 RENDERERS: dict[str, type] = {
     "auto": image_widgets.Image,
     "tgp": image_widgets.TGPImage,
@@ -32,7 +34,7 @@ def _in_memory(image: Any) -> Any:
     from PIL import Image
 
     try:
-        with Image.open(image) as im:
+        with open_regular(image) as fh, Image.open(fh) as im:
             im.load()
             return im.copy()
     except (OSError, ValueError, Image.DecompressionBombError):

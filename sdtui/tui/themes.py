@@ -14,10 +14,13 @@ import sys
 import tempfile
 from pathlib import Path
 
+from textual.app import App
 from textual.theme import Theme
 
 from sdtui.config import config_dir, ensure_private_dir
+from sdtui.display import path_text
 from sdtui.errors import ValidationError
+from sdtui.regular_files import NotRegularFileError, read_regular_text
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -35,6 +38,7 @@ BUILTIN_THEMES_DIR = (
     else Path(__file__).resolve().parents[2] / "themes"
 )
 DEFAULT_THEME = "sdtui-dark"
+THEME_LIMIT = 256 * 1024  # a theme is a few hundred bytes
 _STATE_FILE = "state.json"
 _FIELDS = {f.name: f for f in dataclasses.fields(Theme)}
 _COLOR_FIELDS = {name for name in _FIELDS if name not in ("name", "dark", "variables", "ansi")} - {
@@ -49,29 +53,64 @@ def user_themes_dir() -> Path:
 
 def theme_from_toml(path: Path) -> Theme:
     """Read one theme file; ValidationError says what is wrong with it."""
+    field = f"theme {path_text(path.name)}"
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = tomllib.loads(read_regular_text(path, THEME_LIMIT))
+    except NotRegularFileError as exc:
+        raise ValidationError(field, str(exc)) from None
     except OSError as exc:
-        raise ValidationError(f"theme {path.name}", f"cannot be read: {exc.strerror}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ValidationError(f"theme {path.name}", f"is not valid TOML: {exc}") from None
+        raise ValidationError(field, f"cannot be read: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ValidationError(field, "is not UTF-8 text") from None
+    except (tomllib.TOMLDecodeError, RecursionError) as exc:
+        raise ValidationError(field, f"is not valid TOML: {exc}") from None
     data.setdefault("name", path.stem)
     unknown = sorted(set(data) - set(_FIELDS))
     if unknown:
-        raise ValidationError(f"theme {path.name}", f"has unknown keys: {', '.join(unknown)}")
+        raise ValidationError(field, f"has unknown keys: {', '.join(unknown)}")
     if "primary" not in data:
-        raise ValidationError(f"theme {path.name}", "needs a primary colour")
+        raise ValidationError(field, "needs a primary colour")
     for key, value in data.items():
         if key in _COLOR_FIELDS and not isinstance(value, str):
-            raise ValidationError(f"theme {path.name}", f"{key} must be a colour string")
+            raise ValidationError(field, f"{key} must be a colour string")
     if not isinstance(data.get("variables", {}), dict):
-        raise ValidationError(f"theme {path.name}", "[variables] must be a table")
+        raise ValidationError(field, "[variables] must be a table")
+    for key, value in data.get("variables", {}).items():
+        if not isinstance(value, str):
+            raise ValidationError(field, f"[variables] {key} must be text, got {value!r}")
+    for key in ("dark",):
+        if key in data and not isinstance(data[key], bool):
+            raise ValidationError(field, f"{key} must be true or false")
+    for key in ("luminosity_spread", "text_alpha"):
+        if key in data and (isinstance(data[key], bool) or not isinstance(data[key], (int, float))):
+            raise ValidationError(field, f"{key} must be a number")
+    if not isinstance(data["name"], str) or not data["name"].strip():
+        raise ValidationError(field, "name must be text")
     theme = Theme(**data)
     try:
         theme.to_color_system()  # parses every colour now, not on first paint
     except Exception as exc:
-        raise ValidationError(f"theme {path.name}", f"has a bad colour: {exc}") from None
+        raise ValidationError(field, f"has a bad colour: {exc}") from None
     return theme
+
+
+def css_problem(app: App[object], theme: Theme) -> str | None:
+    """Why the app's CSS cannot be built with `theme` (a variable that breaks it), or None.
+
+    Tried on a copy of the app's stylesheet, so a bad theme is refused before it
+    is applied instead of failing the app at its next repaint.
+    """
+    stylesheet = app.stylesheet.copy()
+    try:
+        variables = theme.to_color_system().generate()
+        stylesheet.set_variables(
+            {**app.get_theme_variable_defaults(), **variables, **theme.variables}
+        )
+        stylesheet.reparse()
+    except Exception as exc:  # noqa: BLE001 - Textual reports CSS problems as many types
+        text = " ".join(str(exc).split())
+        return text[:200] or type(exc).__name__
+    return None
 
 
 def load_themes(folders: list[Path] | None = None) -> tuple[list[Theme], list[str]]:
@@ -95,8 +134,8 @@ def load_themes(folders: list[Path] | None = None) -> tuple[list[Theme], list[st
 
 def remembered_theme() -> str | None:
     try:
-        data = json.loads((config_dir() / _STATE_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        data = json.loads(read_regular_text(config_dir() / _STATE_FILE, THEME_LIMIT))
+    except (OSError, ValueError, RecursionError):
         return None
     theme = data.get("theme") if isinstance(data, dict) else None
     return theme if isinstance(theme, str) and theme else None
@@ -107,13 +146,13 @@ def remember_theme(name: str) -> None:
     folder = ensure_private_dir(config_dir())
     path = folder / _STATE_FILE
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(read_regular_text(path, THEME_LIMIT))
         if not isinstance(data, dict):
             data = {}
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         data = {}
     data["theme"] = name
-    fd, tmp = tempfile.mkstemp(prefix=".state-", dir=folder)
+    fd, tmp = tempfile.mkstemp(prefix=".sdtui-tmp-state-", suffix=".tmp", dir=folder)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             json.dump(data, fh)

@@ -21,6 +21,7 @@ from sdtui.gallery.readers.base import (
     ImageReadError,
     json_object,
 )
+from sdtui.regular_files import NotRegularFileError, open_regular
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +119,7 @@ def read_text_chunks(path: Path) -> tuple[dict[str, str], tuple[int, int], str]:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as im:
+            with open_regular(path) as fh, Image.open(fh) as im:
                 info = dict(im.info)
                 size = im.size
                 fmt = im.format or ""
@@ -134,6 +135,8 @@ def read_text_chunks(path: Path) -> tuple[dict[str, str], tuple[int, int], str]:
         raise ImageReadError(f"{path}: no such file") from None
     except IsADirectoryError:
         raise ImageReadError(f"{path}: is a folder, not an image") from None
+    except NotRegularFileError as exc:
+        raise ImageReadError(f"{path}: {exc}") from None
     except PermissionError:
         raise ImageReadError(f"{path}: permission denied") from None
     except UnidentifiedImageError:
@@ -160,7 +163,7 @@ def read_text_chunks(path: Path) -> tuple[dict[str, str], tuple[int, int], str]:
 def png_is_complete(path: Path) -> bool:
     """True when a PNG ends with its IEND chunk (a download or copy cut short does not)."""
     try:
-        with open(path, "rb") as fh:
+        with open_regular(path) as fh:
             fh.seek(0, 2)
             if fh.tell() < len(_PNG_END) + 8:
                 return False

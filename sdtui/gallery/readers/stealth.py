@@ -13,6 +13,8 @@ import io
 import zlib
 from pathlib import Path
 
+from sdtui.regular_files import open_regular
+
 _SIGNATURES = {
     b"stealth_pnginfo": ("alpha", False),
     b"stealth_pngcomp": ("alpha", True),
@@ -57,7 +59,7 @@ def read_stealth(path: Path) -> str | None:
     from PIL import Image
 
     try:
-        with Image.open(path) as im:
+        with open_regular(path) as fh, Image.open(fh) as im:
             if im.format not in ("PNG", "WEBP") or im.width * im.height > MAX_PIXELS:
                 return None
             if im.mode not in ("RGB", "RGBA"):
