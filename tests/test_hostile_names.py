@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import io
 import json
-import logging
 import os
 import shutil
+import subprocess
+import sys
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
@@ -112,15 +113,19 @@ def test_escape_sequences_in_names_never_reach_the_terminal(gallery_dir: Path, t
 
 
 def test_log_lines_are_printable(isolated_dirs: Path) -> None:
-    from sdtui.logging_setup import setup_logging, stop_logging
-
-    path = setup_logging()
-    try:
-        logging.getLogger("sdtui.test").warning("skipping %s", os.fsdecode(b"x\xff\x1b[2J.png"))
-    finally:
-        stop_logging()
-    assert path is not None
-    data = path.read_bytes()
+    # In a child process: the test runner's own log capture would hold the raw name.
+    code = (
+        "import logging, os\n"
+        "from sdtui.logging_setup import setup_logging, stop_logging\n"
+        "path = setup_logging()\n"
+        "name = os.fsdecode(b'x\\xff\\x1b[2J.png')\n"
+        "logging.getLogger('sdtui.test').warning('skipping %s', name)\n"
+        "stop_logging()\n"
+        "print(path)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    data = Path(done.stdout.strip()).read_bytes()
+    assert b"skipping" in data
     assert b"\x1b" not in data
     data.decode("utf-8")
 
