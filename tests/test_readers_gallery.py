@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
+from sdtui import workflows
 from sdtui.display import one_line, printable
 from sdtui.errors import ValidationError
 from sdtui.gallery import Gallery
@@ -105,8 +106,15 @@ def test_remix_of_each_corpus_file_keeps_its_values(path: Path) -> None:
         assert request.scheduler == canonical_scheduler(meta.sampler)
     except KeyError:  # a sampler sdtui does not have is kept beside the default
         assert dict(request.extras)["Sampler"] == meta.sampler
+    # A1111's hires fix keys become the request's own fields; every other key stays.
+    taken = workflows.used_a1111_keys(meta.extras)
     for key, value in meta.extras.items():
-        assert dict(request.extras)[key] == value
+        if key not in taken:
+            assert dict(request.extras)[key] == value
+    if "Hires upscale" in meta.extras:
+        assert request.hires_scale == float(meta.extras["Hires upscale"])
+        if "Denoising strength" in meta.extras:
+            assert request.hires_denoise == float(meta.extras["Denoising strength"])
 
 
 def test_control_characters_show_alike_in_every_view(tmp_path: Path) -> None:
