@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
@@ -27,21 +28,37 @@ from sdtui.server.common import (
 )
 from sdtui.service import JobNotFoundError, event_to_dict
 
-# The request fields a client may send. Anything else is refused, so a field that
-# names a file on the server (now or added later) never slips through unread.
+# The request fields a client may set. The others name files or models on the
+# server (an init image, a mask, an upscaler, a refiner): a client may send them
+# only at their defaults (as a whole request does), so no path it gives is read.
+# A field added later is refused until it is listed here.
 REQUEST_FIELDS = frozenset(
     ("prompt", "negative_prompt", "model", "scheduler", "steps", "cfg", "seed",
-     "width", "height", "count", "extras")
+     "width", "height", "count", "extras", "strength", "mask_blur", "inpaint_only_masked",
+     "mask_padding", "hires_scale", "hires_steps", "hires_denoise", "refiner_switch")
 )
+_DEFAULTS = {
+    f.name: f.default
+    for f in dataclasses.fields(GenerationRequest)
+    if f.default is not dataclasses.MISSING
+}
+
+
+def _at_default(name: str, value: Any) -> bool:
+    """True when a field the client may not set holds its default (JSON has no tuples)."""
+    default = _DEFAULTS.get(name, dataclasses.MISSING)
+    return value == default or (isinstance(default, tuple) and value == list(default))
 
 
 def request_from_json(request: Request, data: Any) -> GenerationRequest:
     """The validated request a client sent (the same checks as the CLI's)."""
     if not isinstance(data, dict):
         raise ValidationError("request", "must be a JSON object")
-    unknown = sorted(set(data) - REQUEST_FIELDS)
-    if unknown:
-        raise ValidationError("request", f"unknown field {unknown[0]!r}")
+    refused = sorted(k for k in set(data) - REQUEST_FIELDS if not _at_default(k, data[k]))
+    if refused:
+        name = refused[0]
+        why = "names a file or model on the server" if name in _DEFAULTS else "is unknown"
+        raise ValidationError("request", f"field {name!r} {why}; this server does not take it")
     if "prompt" not in data:
         raise ValidationError("prompt", "is missing")
     fields = dict(data, model=served_model(request, data.get("model")))
