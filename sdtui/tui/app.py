@@ -10,18 +10,18 @@ import functools
 import importlib.util
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable, Iterable
 from functools import partial
 from typing import Any
 
-from rich.text import Text
 from textual import work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.theme import Theme
-from textual.widgets import Footer, Label, OptionList, Static, TextArea
+from textual.widgets import Footer, Label, OptionList, TextArea
 from textual.worker import Worker, WorkerState
 
 from sdtui.config import Settings, load_settings
@@ -52,6 +52,7 @@ from sdtui.tui.params_pane import ParamsPane
 from sdtui.tui.preview import PreviewPane
 from sdtui.tui.prompt_craft import PromptCraftMixin
 from sdtui.tui.prompt_editor import PromptEditor
+from sdtui.tui.queue_pane import QueueList
 from sdtui.tui.recall import PromptRecall
 from sdtui.tui.runner import (
     JobRunner,
@@ -59,11 +60,17 @@ from sdtui.tui.runner import (
     default_engine_factory,
     default_gallery_factory,
 )
+from sdtui.tui.session import Session, load_session, save_session
 from sdtui.tui.status import StatusPanel
+from sdtui.tui.terminal import driver_class
 
 VARIATIONS = 4  # images queued by the variations key
 LONG_JOB_SECONDS = 10.0  # ring the bell when a job took longer than this
 HISTORY_LIMIT = 500
+HANGUP_GRACE_SECONDS = 3.0  # after a hang-up, how long the running job gets to stop
+HARD_EXIT_SECONDS = 4.5  # then the process leaves, even with a model load under way
+QUIT_CONFIRM_SECONDS = 5.0  # a second quit within this long leaves with work queued
+SESSION_SAVE_DELAY = 1.0  # typing is saved this long after the last key
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +94,7 @@ class StudioScreen(Screen[None]):
                 yield Label("Negative prompt", classes="title")
                 yield PromptEditor(id="negative", soft_wrap=True, show_line_numbers=False)
                 yield ParamsPane(self.settings.model, id="params")
-                yield Static("", id="queue")
+                yield QueueList(id="queue")
             with Vertical(id="right"):
                 yield PreviewPane(self.renderer, id="preview")
                 yield Label("History  (enter remix · v variations)", classes="title")
@@ -142,7 +149,7 @@ class SdtuiApp(PromptCraftMixin, App[None]):
         engine_factory: Callable[[Settings], Any] | None = None,
         gallery_factory: Callable[[Settings], Any] | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__(driver_class=driver_class())
         self.settings = settings or load_settings()
         self.renderer = renderer or self.settings.renderer
         self._requested_theme = theme
@@ -158,6 +165,13 @@ class SdtuiApp(PromptCraftMixin, App[None]):
         self._hung_up = False
         self._quit_warned = False
         self._started: dict[int, float] = {}
+        self._quit_armed_at = 0.0
+        self._undo: list[tuple[list[Job], int | None]] = []  # queue removals to undo
+        self._session_timer: Any = None
+        self._session_final = False
+        # Called when a hang-up outlasts HARD_EXIT_SECONDS (the command line ends the
+        # process there); None in tests, where the app simply exits.
+        self.hard_exit: Callable[[], None] | None = None
         self.studio = StudioScreen(self.settings, self.renderer)
 
     # -- start-up ------------------------------------------------------------
@@ -170,11 +184,85 @@ class SdtuiApp(PromptCraftMixin, App[None]):
         self._setup_keys()
 
     def studio_ready(self) -> None:
-        """The main screen is on: load the model and the history in the background."""
-        self.jobs.submit(Job(model=self.settings.model))
+        """The main screen is on: restore the last session, load the model and the
+        history in the background."""
+        self._restore_session()
+        self.jobs.submit(Job(model=self.params.value("model") or self.settings.model))
         self._update_queue()
         self._pump()
         self._load_history()
+        self._save_session_now(clean=False)
+
+    # -- the session file ------------------------------------------------------
+
+    def _restore_session(self) -> None:
+        session, problem = load_session()
+        if problem:
+            self.show_error(problem)
+        if session is None:
+            return
+        self.prompt_editor.load_text(session.prompt)
+        self.negative_editor.load_text(session.negative)
+        self.params.restore(session.fields, session.seed_locked)
+        if session.queue:
+            self.jobs.paused = True  # nothing runs on the device before the user says so
+            for request in session.queue:
+                self.jobs.submit(Job(model=request.model, request=request))
+            count = len(session.queue)
+            how = "" if session.clean_exit else " (the last run ended without quitting)"
+            key = _key_prefix(self.keys.get("toggle_pause", "alt+p"))
+            self.notify(
+                f"{count} queued request{'s' * (count != 1)} restored{how}, paused: "
+                f"{key} runs them.",
+                markup=False,
+                timeout=10,
+            )
+
+    def current_session(self, clean: bool) -> Session:
+        """The prompt, fields and queue as they are now; the running generation goes
+        first in the queue (it is cancelled on the way out and saved nothing)."""
+        queued = [j.request for j in self.jobs.pending if j.request is not None]
+        running = self.jobs.running
+        if running is not None and running.request is not None:
+            queued.insert(0, running.request)
+        fields, locked = self.params.snapshot()
+        return Session(
+            prompt=self.prompt_editor.text,
+            negative=self.negative_editor.text,
+            fields=fields,
+            seed_locked=locked,
+            queue=queued,
+            clean_exit=clean,
+        )
+
+    def _save_session_now(self, clean: bool = False, final: bool = False) -> None:
+        if self._session_timer is not None:
+            self._session_timer.stop()
+            self._session_timer = None
+        if self._session_final:  # leaving: the last word is written already
+            return
+        self._session_final = final
+        try:
+            save_session(self.current_session(clean))
+        except Exception as exc:  # never stop the app for it; say it once
+            log.warning("could not save the session: %s", exc)
+            if not getattr(self, "_session_warned", False):
+                self._session_warned = True
+                self.show_error(f"cannot save the session: {exc}")
+
+    def session_changed(self) -> None:
+        """Something worth keeping changed: save it soon (typing is batched)."""
+        if self._session_final or self.is_shutting_down():
+            return
+        if self._session_timer is not None:
+            self._session_timer.stop()
+        self._session_timer = self.set_timer(SESSION_SAVE_DELAY, self._save_session_now)
+
+    def on_text_area_changed(self, event: TextArea.Changed) -> None:
+        self.session_changed()
+
+    def on_input_changed(self, event: Any) -> None:
+        self.session_changed()
 
     def _setup_themes(self) -> None:
         loaded, problems = themes.load_themes()
@@ -314,17 +402,43 @@ class SdtuiApp(PromptCraftMixin, App[None]):
     def _run_job(self, job: Job) -> None:
         self.runner.run(job, self.post_message)
 
+    @property
+    def queue_list(self) -> QueueList:
+        return self.studio.query_one(QueueList)
+
     def _update_queue(self) -> None:
         pending = [j for j in self.jobs.pending if not j.is_load]
-        self.status.set_queue(len(pending))
-        text = Text()
-        if pending:
-            text.append(f"Queue ({len(pending)} waiting, f8 clears)\n", style="bold")
-            for n, job in enumerate(pending[:5], 1):
-                text.append(f"{n}. {job.label()}\n")
-            if len(pending) > 5:
-                text.append(f"… and {len(pending) - 5} more\n", style="dim")
-        self.studio.query_one("#queue", Static).update(text)
+        self.status.set_queue(len(pending), paused=self.jobs.paused)
+        queue = self.queue_list
+        had_focus = queue.has_focus
+        queue.set_jobs(pending, paused=self.jobs.paused)
+        if had_focus and not pending:
+            self.prompt_editor.focus()
+        self.call_after_refresh(queue.update_title)  # "+N more" needs the new size
+        self.session_changed()
+
+    def on_queue_list_remove(self, message: QueueList.Remove) -> None:
+        position = [j.id for j in self.jobs.pending if not j.is_load].index(message.job_id)
+        job = self.jobs.remove(message.job_id)
+        if job is None:
+            return
+        self._undo.append(([job], position))
+        self._update_queue()
+        key = _key_prefix(self.keys.get("undo_queue", "alt+u"))
+        self.notify(f"Removed from the queue: {job.label()} ({key} puts it back).", markup=False)
+
+    def on_queue_list_move(self, message: QueueList.Move) -> None:
+        if self.jobs.move(message.job_id, message.delta):
+            self._update_queue()
+            self.queue_list.highlight_job(message.job_id)
+
+    def on_queue_list_edit(self, message: QueueList.Edit) -> None:
+        job = self.jobs.remove(message.job_id)
+        if job is None or job.request is None:
+            return
+        self._update_queue()
+        self.remix_request(job.request)
+        self.status.set_state("queued request back in the editor (ctrl+g queues it again)")
 
     @_while_shown
     def on_job_status(self, message: JobStatus) -> None:
@@ -334,6 +448,8 @@ class SdtuiApp(PromptCraftMixin, App[None]):
     def on_model_loaded(self, message: ModelLoaded) -> None:
         device = f"{message.device} {message.dtype}".strip()
         self.status.set_model(message.model, device)
+        if message.native_size is not None:
+            self.params.model_loaded(message.model, message.native_size)
         self.status.set_state(f"ready (loaded in {message.seconds:.1f}s)")
         if message.notice:
             self.notify(message.notice, markup=False)
@@ -382,7 +498,23 @@ class SdtuiApp(PromptCraftMixin, App[None]):
     def on_job_failed(self, message: JobFailed) -> None:
         text = f"{message.error} ({message.hint})" if message.hint else message.error
         self.status.set_state("failed")
+        if message.failed_model is not None:
+            # The jobs behind it would wait out the same failure, one after another.
+            dropped = self._fail_jobs_for(message.failed_model)
+            if dropped:
+                text += f"; {dropped} queued request{'s' * (dropped != 1)} for it failed too"
         self.show_error(text)
+
+    def _fail_jobs_for(self, model: str) -> int:
+        """Take every waiting job for `model` out of the queue (undo brings them back)."""
+        waiting = [j for j in self.jobs.pending if j.model == model]
+        for job in waiting:
+            self.jobs.remove(job.id)
+        requests = [j for j in waiting if not j.is_load]
+        if requests:
+            self._undo.append((requests, 0))
+        self._update_queue()
+        return len(requests)
 
     def on_save_failed(self, message: SaveFailed) -> None:
         if not message.kept:  # written, but not indexed: the next start lists it
@@ -406,7 +538,7 @@ class SdtuiApp(PromptCraftMixin, App[None]):
         self._started.pop(message.job_id, None)
         self.jobs.finished(message.job_id)
         if self._hung_up:
-            self.exit()
+            self._leave()
             return
         # The bar keeps the finished job's last step until the next job starts.
         self._update_queue()
@@ -487,18 +619,48 @@ class SdtuiApp(PromptCraftMixin, App[None]):
         if error is not None:
             self.post_message(SaveFailed(0, error.message, error.hint, len(self.runner.unsaved)))
 
+    @property
+    def hung_up(self) -> bool:
+        return self._hung_up
+
+    def terminal_lost(self) -> None:
+        """The driver saw the terminal go away (end-of-file, EIO, POLLHUP)."""
+        self.hangup()
+
     def hangup(self) -> None:
-        """The terminal went away (SIGHUP): stop the running image without saving a
-        partial one, drop the queue, and quit once the device is free."""
-        self.jobs.clear()
-        self.jobs.cancel_running()
+        """The terminal went away (SIGHUP, or the pty closed): keep the queue in the
+        session file, stop the running image without saving a partial one, and quit
+        once the device is free, or after HANGUP_GRACE_SECONDS whatever it does."""
+        if self._hung_up:
+            return
         self._hung_up = True
+        self._save_session_now(clean=False, final=True)  # restored paused next time
+        self.jobs.take_all()
+        self.jobs.cancel_running()
+        if self.hard_exit is not None:
+            # A model load cannot be interrupted, and the process must not linger
+            # holding the device: the command line ends it after this long.
+            timer = threading.Timer(HARD_EXIT_SECONDS, self._hard_exit_now)
+            timer.daemon = True
+            timer.start()
         if not self.jobs.busy:
+            self._leave()
+        else:
+            self.set_timer(HANGUP_GRACE_SECONDS, self._leave)
+
+    def _hard_exit_now(self) -> None:
+        with self.runner.saving:  # never in the middle of writing a PNG
+            if self.hard_exit is not None:
+                self.hard_exit()
+
+    def _leave(self) -> None:
+        if not self._exit:
             self.exit()
 
     async def action_quit(self) -> None:
-        """Quit now: waiting requests are dropped and the running image stops within a
-        step, so leaving never waits for a long generation to end."""
+        """Quit. With work queued or running, the first press only says so (a second
+        within a few seconds leaves); the queue is kept in the session file for the
+        next start, and the running image stops within a step."""
         unsaved = len(self.runner.unsaved)
         if unsaved and not self._quit_warned:
             # Images the gallery could not take live only in memory: ask once.
@@ -509,14 +671,68 @@ class SdtuiApp(PromptCraftMixin, App[None]):
                 "quit again to leave without them"
             )
             return
-        self.jobs.clear()
+        waiting = len([j for j in self.jobs.pending if not j.is_load])
+        running = self.jobs.running is not None and not self.jobs.running.is_load
+        now = time.monotonic()
+        if (waiting or running) and now - self._quit_armed_at > QUIT_CONFIRM_SECONDS:
+            self._quit_armed_at = now
+            what = [f"{waiting} waiting"] if waiting else []
+            if running:
+                what.append("1 generating")
+            self.notify(
+                f"Work in the queue ({', '.join(what)}): press ctrl+q again to quit. "
+                "The queue is kept for the next start; the running image is stopped.",
+                title="Quit?",
+                severity="warning",
+                markup=False,
+            )
+            return
+        self._save_session_now(clean=True, final=True)
+        self.jobs.take_all()
         self.jobs.cancel_running()
         self.exit()
 
     def action_clear_queue(self) -> None:
-        dropped = self.jobs.clear()
+        dropped = self.jobs.take_all()
+        if not dropped:
+            self.notify("The queue is empty.", markup=False)
+            return
+        self._undo.append((dropped, 0))
         self._update_queue()
-        self.notify(f"Queue cleared ({dropped} dropped).", markup=False)
+        key = _key_prefix(self.keys.get("undo_queue", "alt+u"))
+        self.notify(
+            f"Queue cleared ({len(dropped)} dropped): {key} puts them back.", markup=False
+        )
+
+    def action_undo_queue(self) -> None:
+        if not self._undo:
+            self.notify("Nothing to put back in the queue.", markup=False)
+            return
+        jobs, position = self._undo.pop()
+        self.jobs.put_back(jobs, position)
+        self._update_queue()
+        self.notify(f"{len(jobs)} request{'s' * (len(jobs) != 1)} back in the queue.",
+                    markup=False)
+        self._pump()
+
+    def action_toggle_pause(self) -> None:
+        self.jobs.paused = not self.jobs.paused
+        self._update_queue()
+        self.status.set_state("queue paused" if self.jobs.paused else "queue running")
+        self._pump()
+
+    def action_focus_queue(self) -> None:
+        if self.queue_list.jobs:
+            self.queue_list.focus()
+        else:
+            self.notify("The queue is empty.", markup=False)
+
+    def action_redraw(self) -> None:
+        """Clear the terminal and paint every cell again (after line noise over SSH)."""
+        driver = self._driver
+        if driver is not None and not self.is_headless:
+            driver.write("\x1b[2J")
+        self.screen.refresh(layout=True)
 
     def action_steps_up(self) -> None:
         self.params.bump_steps(1)
@@ -535,7 +751,7 @@ class SdtuiApp(PromptCraftMixin, App[None]):
 
     def action_toggle_seed_lock(self) -> None:
         params = self.params
-        if not params.seed_locked and not params.value("seed"):
+        if not params.seed_locked and params.value("seed") in ("", "-1"):
             params.reroll_seed()  # locking nothing would refuse the next generate
         params.seed_locked = not params.seed_locked
 

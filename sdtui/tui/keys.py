@@ -33,8 +33,22 @@ KEY_ACTIONS: tuple[KeyAction, ...] = (
         "cancel", "escape", "Cancel", "Stop the running generation (nothing is saved)", True, False
     ),
     KeyAction("help", "f1", "Help", "Show every key"),
+    KeyAction("redraw", "ctrl+l", "Redraw", "Paint the whole screen again", False),
     KeyAction("gallery", "ctrl+o", "Gallery", "Open the gallery browser"),
-    KeyAction("clear_queue", "f8", "Clear queue", "Drop every request still waiting in the queue"),
+    KeyAction(
+        "clear_queue", "f8", "Clear queue", "Drop every request waiting in the queue (undo: alt+u)"
+    ),
+    KeyAction(
+        "undo_queue", "alt+u", "Undo", "Put back what was last removed from the queue", False
+    ),
+    KeyAction("toggle_pause", "alt+p", "Pause", "Pause or resume the queue", False),
+    KeyAction(
+        "focus_queue",
+        "alt+q",
+        "Queue",
+        "Move to the queue (x remove, shift+↑/↓ move, enter edit)",
+        False,
+    ),
     KeyAction(
         "retry_save",
         "alt+s",
@@ -47,7 +61,7 @@ KEY_ACTIONS: tuple[KeyAction, ...] = (
     KeyAction("cfg_up", "alt+right", "CFG+", "Raise guidance by 0.5", False),
     KeyAction("cfg_down", "alt+left", "CFG-", "Lower guidance by 0.5", False),
     KeyAction("reroll_seed", "ctrl+r", "Re-roll", "Pick a new random seed"),
-    KeyAction("toggle_seed_lock", "ctrl+l", "Lock seed", "Keep the seed between generations"),
+    KeyAction("toggle_seed_lock", "alt+l", "Lock seed", "Keep the seed between generations"),
     KeyAction("cycle_scheduler", "ctrl+t", "Scheduler", "Switch to the next scheduler"),
     KeyAction("cycle_size", "ctrl+n", "Size", "Switch to the next size preset for the model"),
     KeyAction("prompt_older", "ctrl+up", "Older prompt", "Recall the previous prompt", False),
