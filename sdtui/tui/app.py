@@ -186,8 +186,10 @@ class SdtuiApp(PromptCraftMixin, App[None]):
     def studio_ready(self) -> None:
         """The main screen is on: restore the last session, load the model and the
         history in the background."""
-        self._restore_session()
+        queued = self._restore_session()
         self.jobs.submit(Job(model=self.params.value("model") or self.settings.model))
+        for request in queued:
+            self.jobs.submit(Job(model=request.model, request=request))
         self._update_queue()
         self._pump()
         self._load_history()
@@ -195,19 +197,19 @@ class SdtuiApp(PromptCraftMixin, App[None]):
 
     # -- the session file ------------------------------------------------------
 
-    def _restore_session(self) -> None:
+    def _restore_session(self) -> list[GenerationRequest]:
+        """Put the last session's prompt and fields back; returns its queue, which
+        waits paused."""
         session, problem = load_session()
         if problem:
             self.show_error(problem)
         if session is None:
-            return
+            return []
         self.prompt_editor.load_text(session.prompt)
         self.negative_editor.load_text(session.negative)
         self.params.restore(session.fields, session.seed_locked)
         if session.queue:
             self.jobs.paused = True  # nothing runs on the device before the user says so
-            for request in session.queue:
-                self.jobs.submit(Job(model=request.model, request=request))
             count = len(session.queue)
             how = "" if session.clean_exit else " (the last run ended without quitting)"
             key = _key_prefix(self.keys.get("toggle_pause", "alt+p"))
@@ -217,6 +219,7 @@ class SdtuiApp(PromptCraftMixin, App[None]):
                 markup=False,
                 timeout=10,
             )
+        return session.queue
 
     def current_session(self, clean: bool) -> Session:
         """The prompt, fields and queue as they are now; the running generation goes
@@ -711,6 +714,7 @@ class SdtuiApp(PromptCraftMixin, App[None]):
         jobs, position = self._undo.pop()
         self.jobs.put_back(jobs, position)
         self._update_queue()
+        self.queue_list.highlight_job(jobs[0].id)
         self.notify(f"{len(jobs)} request{'s' * (len(jobs) != 1)} back in the queue.",
                     markup=False)
         self._pump()
