@@ -166,6 +166,8 @@ class SdtuiApp(PromptCraftMixin, App[None]):
         self._quit_warned = False
         self._started: dict[int, float] = {}
         self._quit_armed_at = 0.0
+        self._last_step: tuple[int, int] = (0, 0)  # the running job's step, as the bar shows
+        self._picture_step: int | None = None  # the step the preview picture comes from
         self._undo: list[tuple[list[Job], int | None]] = []  # queue removals to undo
         self._session_timer: Any = None
         self._session_final = False
@@ -398,6 +400,7 @@ class SdtuiApp(PromptCraftMixin, App[None]):
         self._update_queue()
         self.status.clear_error()
         self.status.reset_progress()
+        self._last_step, self._picture_step = (0, 0), None
         self.status.set_state(f"loading {job.model}…" if job.is_load else "generating…")
         self._run_job(job)
 
@@ -462,8 +465,20 @@ class SdtuiApp(PromptCraftMixin, App[None]):
         progress = message.progress
         self.status.show_progress(progress)
         self.status.set_state("generating…")
+        self._last_step = (progress.step, progress.total)
         if progress.preview is not None:
-            self._preview(progress.preview, f"step {progress.step}/{progress.total}")
+            self._picture_step = progress.step
+            self._preview(progress.preview, self._step_caption())
+        elif self._picture_step is not None:
+            # Previews are throttled: the caption follows the bar's step all the same.
+            self.preview.set_caption(self._step_caption())
+
+    def _step_caption(self, prefix: str = "step") -> str:
+        step, total = self._last_step
+        caption = f"{prefix} {step}/{total}"
+        if self._picture_step is not None and self._picture_step != step:
+            caption += f" · picture from step {self._picture_step}"
+        return caption
 
     @_while_shown
     def on_image_ready(self, message: ImageReady) -> None:
@@ -495,6 +510,8 @@ class SdtuiApp(PromptCraftMixin, App[None]):
     @_while_shown
     def on_job_cancelled(self, message: JobCancelled) -> None:
         self.status.set_state("cancelled: nothing saved")
+        if self._picture_step is not None:
+            self.preview.set_caption(self._step_caption("cancelled at step"))
         self.notify("Generation cancelled; nothing was saved.", markup=False)
 
     @_while_shown
