@@ -7,16 +7,19 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
+import test_tui_queue
 from helpers import idle, wait_until
 from PIL import Image
 from test_tui_app import type_prompt
-from test_tui_queue import engines, make_app  # noqa: F401 (fixtures)
 from textual.widgets import Input
 
 from sdtui.tui.app import SdtuiApp
 from sdtui.tui.messages import ModelLoaded
 
 SIZE = (120, 40)
+
+engines = test_tui_queue.engines  # the fixtures, shared
+make_app = test_tui_queue.make_app
 
 
 async def type_into(pilot: Any, app: SdtuiApp, name: str, text: str) -> None:
