@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable
 from functools import partial
 from typing import Any
 
+from rich.text import Text
 from textual import work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.containers import Horizontal, Vertical
@@ -30,10 +31,17 @@ from sdtui.errors import ValidationError
 from sdtui.logging_setup import redact
 from sdtui.params import MAX_SEED, GenerationRequest
 from sdtui.tui import themes
+from sdtui.tui.gallery_keys import SCOPES as GALLERY_SCOPES
 from sdtui.tui.help_screen import HelpScreen
 from sdtui.tui.history import HistoryList
 from sdtui.tui.jobs import Job, JobQueue
-from sdtui.tui.keys import KEY_ACTIONS, keymap_from_config, screen_bindings
+from sdtui.tui.keys import (
+    KEY_ACTIONS,
+    MAIN_SCOPE,
+    keymap_from_config,
+    keys_for,
+    screen_bindings,
+)
 from sdtui.tui.messages import (
     HistoryFailed,
     HistoryLoaded,
@@ -160,7 +168,9 @@ class SdtuiApp(PromptCraftMixin, App[None]):
         )
         self.jobs = JobQueue()
         self.recall = PromptRecall()
-        self.keys: dict[str, str] = {a.action: a.key for a in KEY_ACTIONS}
+        self.keys: dict[str, str] = {a.action: a.key for a in KEY_ACTIONS}  # main screen now
+        self.keymap_now: dict[str, str] = {}  # scoped binding id -> key(s) from the config
+        self._active_styles: list[str] = []
         self.last_error = ""
         self._hung_up = False
         self._quit_warned = False
@@ -210,6 +220,7 @@ class SdtuiApp(PromptCraftMixin, App[None]):
         self.prompt_editor.load_text(session.prompt)
         self.negative_editor.load_text(session.negative)
         self.params.restore(session.fields, session.seed_locked)
+        self.active_styles = session.styles
         if session.queue:
             self.jobs.paused = True  # nothing runs on the device before the user says so
             count = len(session.queue)
@@ -232,6 +243,7 @@ class SdtuiApp(PromptCraftMixin, App[None]):
             queued.insert(0, running.request)
         fields, locked = self.params.snapshot()
         return Session(
+            styles=list(self._active_styles),
             prompt=self.prompt_editor.text,
             negative=self.negative_editor.text,
             fields=fields,
@@ -294,12 +306,13 @@ class SdtuiApp(PromptCraftMixin, App[None]):
             themes.remember_theme(theme.name)
 
     def _setup_keys(self) -> None:
-        keymap, problems = keymap_from_config(self.settings.section("keys"))
+        keymap, problems = keymap_from_config(self.settings.section("keys"), GALLERY_SCOPES)
         for problem in problems:
             self.show_error(problem)
         if keymap:
             self.set_keymap(keymap)
-            self.keys.update(keymap)
+        self.keymap_now = keymap
+        self.keys = keys_for(MAIN_SCOPE, KEY_ACTIONS, keymap)
 
     def reload_history(self) -> None:
         """Read the history from the gallery again (after it changed elsewhere)."""
@@ -770,6 +783,38 @@ class SdtuiApp(PromptCraftMixin, App[None]):
     def action_reroll_seed(self) -> None:
         self.params.reroll_seed()
 
+    # -- styles: always visible while they apply ------------------------------
+
+    @property
+    def active_styles(self) -> list[str]:
+        return self._active_styles
+
+    @active_styles.setter
+    def active_styles(self, names: list[str]) -> None:
+        self._active_styles = list(names)
+        self._show_styles()
+
+    def _show_styles(self) -> None:
+        try:
+            editor = self.prompt_editor
+        except Exception:  # before the screen is mounted: shown once it is
+            return
+        if self._active_styles:
+            key = _key_prefix(self.keys.get("styles_off", "alt+o"))
+            editor.border_title = Text(
+                f"styles on: {', '.join(self._active_styles)} ({key} off)", style="bold"
+            )
+        else:
+            editor.border_title = None
+        self.session_changed()
+
+    def action_styles_off(self) -> None:
+        if not self._active_styles:
+            self.notify("No style is applied.", markup=False)
+            return
+        self.active_styles = []
+        self.notify("Styles off: the prompt is used as written.", markup=False)
+
     def action_toggle_seed_lock(self) -> None:
         params = self.params
         if not params.seed_locked and params.value("seed") in ("", "-1"):
@@ -834,13 +879,20 @@ class SdtuiApp(PromptCraftMixin, App[None]):
     # -- command palette -----------------------------------------------------
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
-        yield from super().get_system_commands(screen)
-        if screen is not self.studio:
+        """Each action of the main screen's table once, with its key; of Textual's own,
+        those the table does not already hold (its Quit and Keys would double ours)."""
+        ours = screen is self.studio
+        for command in super().get_system_commands(screen):
+            if not (ours and command.title in ("Quit", "Keys")):
+                yield command
+        if not ours:
             return
         for action in KEY_ACTIONS:
+            if action.action == "command_palette":
+                continue
             key = _key_prefix(self.keys.get(action.action, action.key))
             yield SystemCommand(
-                action.description if action.show else action.help.split(" (")[0],
+                action.description,
                 f"{action.help}  [{key}]",
                 partial(self.run_action, action.action),
             )

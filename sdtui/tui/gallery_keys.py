@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from functools import partial
+from typing import Any
 
 from rich.table import Table
 from textual.app import ComposeResult
@@ -13,7 +13,7 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-from sdtui.tui.keys import KeyAction
+from sdtui.tui.keys import KeyAction, keys_for, scoped_bindings
 
 # Not priority bindings (but "/"): letters typed in the search field stay there.
 GALLERY_KEYS: tuple[KeyAction, ...] = (
@@ -59,11 +59,19 @@ DETAIL_KEYS: tuple[KeyAction, ...] = (
 )
 
 
-def bindings(keys: Iterable[KeyAction]) -> list[Binding]:
-    return [
-        Binding(k.key, k.action, k.description, show=k.show, priority=k.priority, id=k.action)
-        for k in keys
-    ]
+# Each table's scope: its bindings' ids are "gallery.remix", "detail.remix", so the
+# config's [keys.gallery] and [keys.detail] rebind that screen's keys only.
+SCOPES: dict[str, tuple[KeyAction, ...]] = {"gallery": GALLERY_KEYS, "detail": DETAIL_KEYS}
+
+
+def bindings(keys: tuple[KeyAction, ...]) -> list[Binding]:
+    scope = next(name for name, table in SCOPES.items() if table is keys)
+    return scoped_bindings(scope, keys)
+
+
+def bound_keys(app: Any, scope: str) -> dict[str, str]:
+    """action -> key(s) of one gallery screen as bound now (config rebinds included)."""
+    return keys_for(scope, SCOPES[scope], getattr(app, "keymap_now", {}))
 
 
 def _key_label(key: str) -> str:
@@ -94,12 +102,14 @@ class GalleryHelpScreen(ModalScreen[None]):
         table = Table(title="Gallery keys", expand=True, show_edge=False)
         table.add_column("Key", style="bold", no_wrap=True)
         table.add_column("Action")
+        keys = bound_keys(self.app, "gallery")
         for action in GALLERY_KEYS:
-            table.add_row(_key_label(action.key), action.help)
-        table.add_row("↑ ↓ pgup pgdn home end", "Move through the list (or the mouse wheel)")
-        table.add_row(
-            "In the large view", "← → the images around it · f favourite · c copy · r remix"
-        )
+            table.add_row(_key_label(keys[action.action]), action.help)
+        table.add_row("↑ ↓ / j k, pgup pgdn home end", "Move through the list (or the mouse wheel)")
+        detail = bound_keys(self.app, "detail")
+        table.add_row("In the large view", "", style="bold")
+        for action in DETAIL_KEYS:
+            table.add_row(_key_label(detail[action.action]), action.help)
         with VerticalScroll():
             yield Static(table)
             yield Static("Escape closes.", markup=False)

@@ -44,6 +44,7 @@ class Session:
     negative: str = ""
     fields: dict[str, str] = field(default_factory=dict)
     seed_locked: bool = False
+    styles: list[str] = field(default_factory=list)  # applied to the prompt when queued
     queue: list[GenerationRequest] = field(default_factory=list)
     # False while the app runs: a file still False at the next start means the
     # last run ended without saying goodbye (a crash, a kill, a hang-up).
@@ -56,6 +57,7 @@ class Session:
             "negative": self.negative,
             "fields": dict(self.fields),
             "seed_locked": self.seed_locked,
+            "styles": list(self.styles),
             "queue": [request.to_dict() for request in self.queue],
             "clean_exit": self.clean_exit,
         }
@@ -73,6 +75,9 @@ class Session:
         prompt, negative = data.get("prompt", ""), data.get("negative", "")
         if not isinstance(prompt, str) or not isinstance(negative, str):
             raise ValueError("the prompts must be text")
+        styles = data.get("styles", [])
+        if not isinstance(styles, list) or not all(isinstance(n, str) for n in styles):
+            raise ValueError("styles must be a list of names")
         queue = data.get("queue", [])
         if not isinstance(queue, list):
             raise ValueError("the queue must be a list")
@@ -89,6 +94,7 @@ class Session:
             negative=negative,
             fields=fields,
             seed_locked=bool(data.get("seed_locked", False)),
+            styles=styles,
             queue=requests,
             clean_exit=bool(data.get("clean_exit", True)),
         )
