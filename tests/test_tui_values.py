@@ -121,3 +121,57 @@ async def test_after_a_cancel_the_bar_and_the_preview_name_the_same_step(
         n = int(bar_step.split()[1].split("/")[0])
         if n % 2 == 0:
             assert f"picture from step {n - 1}" in caption
+
+
+# -- small terminals -----------------------------------------------------------------
+
+
+async def test_at_80x24_the_seed_and_scheduler_show_whole(make_app: Any) -> None:
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await idle(pilot, app)
+        params = app.params
+        params.set_value("seed", "3727060634")
+        params.set_value("scheduler", "DPM++ 2M Karras")
+        params.seed_locked = True
+        await pilot.pause()
+        for name in ("seed", "scheduler"):
+            field = params.query_one(f"#{name}", Input)
+            assert field.content_region.width >= len(field.value) + 1, name
+        lock = params.query_one("#seed_lock")
+        assert "[x] lock" in str(lock.render())
+        assert lock.region.right <= app.screen.region.right
+
+
+async def test_at_60x20_every_field_tab_reaches_is_on_screen(make_app: Any) -> None:
+    app = make_app()
+    async with app.run_test(size=(60, 20)) as pilot:
+        await idle(pilot, app)
+        screen = app.screen
+        seen = set()
+        for _ in range(16):
+            await pilot.press("tab")
+            await pilot.pause()
+            focused = app.focused
+            assert focused is not None
+            seen.add(focused.id)
+            visible = focused.region.intersection(screen.region)
+            assert visible.area > 0, f"{focused.id} is focused off-screen"
+            assert focused.region.bottom <= screen.region.bottom - 4  # above status+footer
+        assert {"prompt", "negative", "model", "seed", "count"} <= seen
+        assert not app.query_one("#right").display  # too narrow for the preview pane
+
+
+async def test_the_footer_keeps_its_last_cell_blank(make_app: Any) -> None:
+    app = make_app()
+    for width in (60, 80, 100):
+        async with app.run_test(size=(width, 24)) as pilot:
+            await idle(pilot, app)
+            footer = app.screen.query_one("FittingFooter")
+            keys = [k for k in footer.query("FooterKey") if not k.has_class("-command-palette")]
+            right = max(k.region.right for k in keys)
+            palette = footer.query_one(".-command-palette")
+            # Nothing overflows under the palette key (it showed through at the edge).
+            assert right <= palette.region.x
+            assert sum(k.region.width for k in keys) <= palette.region.x
+        app = make_app()

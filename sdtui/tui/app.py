@@ -17,12 +17,12 @@ from functools import partial
 from typing import Any
 
 from rich.text import Text
-from textual import work
+from textual import events, work
 from textual.app import App, ComposeResult, SystemCommand
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.theme import Theme
-from textual.widgets import Footer, Label, OptionList, TextArea
+from textual.widgets import Label, OptionList, TextArea
 from textual.worker import Worker, WorkerState
 
 from sdtui.config import Settings, load_settings
@@ -31,6 +31,7 @@ from sdtui.errors import ValidationError
 from sdtui.logging_setup import redact
 from sdtui.params import MAX_SEED, GenerationRequest
 from sdtui.tui import themes
+from sdtui.tui.footer import FittingFooter
 from sdtui.tui.gallery_keys import SCOPES as GALLERY_SCOPES
 from sdtui.tui.help_screen import HelpScreen
 from sdtui.tui.history import HistoryList
@@ -75,6 +76,8 @@ from sdtui.tui.terminal import driver_class
 VARIATIONS = 4  # images queued by the variations key
 LONG_JOB_SECONDS = 10.0  # ring the bell when a job took longer than this
 HISTORY_LIMIT = 500
+NARROW_WIDTH = 72  # below this the preview and history give their room to the fields
+SHORT_HEIGHT = 30  # below this the editors are smaller
 HANGUP_GRACE_SECONDS = 3.0  # after a hang-up, how long the running job gets to stop
 HARD_EXIT_SECONDS = 4.5  # then the process leaves, even with a model load under way
 QUIT_CONFIRM_SECONDS = 5.0  # a second quit within this long leaves with work queued
@@ -96,8 +99,8 @@ class StudioScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="main"):
-            with Vertical(id="left"):
-                yield Label("Prompt  (ctrl+g generate · ctrl+↑/↓ earlier prompts)", classes="title")
+            with VerticalScroll(id="left"):
+                yield Label("Prompt  (ctrl+g generate)", classes="title")
                 yield PromptEditor(id="prompt", soft_wrap=True, show_line_numbers=False)
                 yield Label("Negative prompt", classes="title")
                 yield PromptEditor(id="negative", soft_wrap=True, show_line_numbers=False)
@@ -110,7 +113,11 @@ class StudioScreen(Screen[None]):
         yield StatusPanel(
             self.settings.model, self.settings.device, str(self.settings.gallery), id="status"
         )
-        yield Footer(compact=True)
+        yield FittingFooter(compact=True)
+
+    def on_resize(self, event: events.Resize) -> None:
+        self.set_class(event.size.width < NARROW_WIDTH, "narrow")
+        self.set_class(event.size.height < SHORT_HEIGHT, "short")
 
     def on_mount(self) -> None:
         self.query_one("#prompt", TextArea).focus()

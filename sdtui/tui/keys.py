@@ -39,14 +39,14 @@ KEY_ACTIONS: tuple[KeyAction, ...] = (
     KeyAction("help", "f1", "Help", "Show every key"),
     KeyAction("gallery", "ctrl+o", "Gallery", "Open the gallery browser"),
     KeyAction("remix", "f5", "Remix", "Load every setting of the selected history entry"),
-    KeyAction("pick_styles", "f7", "Styles", "Choose the styles applied to the prompt"),
+    KeyAction("pick_styles", "f7", "Styles", "Choose the styles applied to the prompt", False),
     KeyAction(
         "focus_queue",
         "alt+q",
         "Queue",
         "Move to the queue (x remove, shift+↑/↓ move, enter edit)",
     ),
-    KeyAction("quit", "ctrl+q", "Quit", "Quit (asks first while work is queued)"),
+    KeyAction("quit", "ctrl+q", "Quit", "Quit (asks first while work is queued)", False),
     KeyAction(
         "command_palette", "ctrl+p", "Palette", "Command palette: every action, themes", False
     ),

@@ -53,6 +53,7 @@ class ParamsPane(Grid):
         yield Input(
             self._model,
             id="model",
+            classes="wide",
             suggester=SuggestFromList(list(MODELS), case_sensitive=False),
             tooltip="short name, hub id, folder or .safetensors file",
         )
@@ -60,6 +61,7 @@ class ParamsPane(Grid):
         yield Input(
             DEFAULT_SCHEDULER,
             id="scheduler",
+            classes="wide",
             suggester=SuggestFromList(scheduler_names(), case_sensitive=False),
         )
         yield Label("Steps")
@@ -73,9 +75,9 @@ class ParamsPane(Grid):
             placeholder="random",
             restrict=r"-?[0-9]*",
             tooltip="a number to reuse (typing one locks it); empty or -1: random",
+            classes="seed",
         )
-        yield Label("")
-        yield SeedLock(_lock_label(False), id="seed_lock")
+        yield SeedLock("lock", id="seed_lock", tooltip="keep this seed (alt+l)")
         yield Label("Width")
         yield Input(str(width), id="width", restrict=r"[0-9]*")
         yield Label("Height")
@@ -198,9 +200,6 @@ class ParamsPane(Grid):
         self.set_value("height", height)
         return width, height
 
-    def on_checkbox_changed(self, event: Checkbox.Changed) -> None:
-        event.checkbox.label = _lock_label(event.value)
-
     def on_input_changed(self, event: Input.Changed) -> None:
         name = event.input.id or ""
         by_app = self._programmatic.get(name, 0) > 0
@@ -222,10 +221,6 @@ class ParamsPane(Grid):
         width, height = _parse_int(self.value("width"), 0), _parse_int(self.value("height"), 0)
         text = shape_name(width, height) if width and height else ""
         self.query_one("#shape", Label).update(text)
-
-
-def _lock_label(locked: bool) -> str:
-    return "locked" if locked else "new each time"
 
 
 def _parse_int(text: str, default: int) -> int:
