@@ -383,6 +383,14 @@ class SdtuiApp(PromptCraftMixin, App[None]):
         except Exception:  # before the screen is mounted: the notification is enough
             pass
 
+    def clear_error(self) -> None:
+        """The last failure's cause is gone: take it off the status line."""
+        self.last_error = ""
+        try:
+            self.status.clear_error()
+        except Exception:
+            pass
+
     # -- building requests ---------------------------------------------------
 
     def build_request(self) -> GenerationRequest:
@@ -567,6 +575,8 @@ class SdtuiApp(PromptCraftMixin, App[None]):
         self.show_error(f"{message.error} ({kept}{hint}; press {key} to save again)")
 
     def on_saves_retried(self, message: SavesRetried) -> None:
+        if not self.runner.unsaved:
+            self.clear_error()  # the save error is no longer true
         if message.entries:
             self.history.add_newest(message.entries)
             count = len(message.entries)
@@ -849,8 +859,20 @@ class SdtuiApp(PromptCraftMixin, App[None]):
         editor.load_text(text)
         editor.move_cursor(editor.document.end)
 
+    def _entry_gone(self, entry: Any) -> bool:
+        """True when the entry's image has left the gallery (deleted in the gallery
+        browser or by hand): it leaves the history too, and the user is told."""
+        path = getattr(entry, "path", None)
+        if entry is None or path is None or path.exists():
+            return False
+        self.history.set_entries([e for e in self.history.entries if e is not entry])
+        self.show_error(f"{path.name} is no longer in the gallery; taken off the history")
+        return True
+
     def action_remix(self) -> None:
         entry = self.history.selected_entry
+        if self._entry_gone(entry):
+            return
         if entry is None or entry.request is None:
             self.show_error("Pick a history entry with settings first (f2 moves to the history).")
             return
@@ -858,6 +880,8 @@ class SdtuiApp(PromptCraftMixin, App[None]):
 
     def action_variations(self) -> None:
         entry = self.history.selected_entry
+        if self._entry_gone(entry):
+            return
         if entry is None or entry.request is None:
             self.show_error("Pick a history entry with settings first (f2 moves to the history).")
             return
