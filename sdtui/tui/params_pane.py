@@ -141,7 +141,11 @@ class ParamsPane(Grid):
         -1, or any seed while unlocked is picked at random now so the queue shows it."""
         fields: dict[str, Any] = {name: self.value(name) for name in FIELDS if name != "seed"}
         seed = self.value("seed")
-        if self.seed_locked and seed not in RANDOM_SEEDS:
+        if self.seed_locked and not seed:
+            raise ValidationError(
+                "seed", "is locked but empty; type a number, -1 for random, or unlock it"
+            )
+        if self.seed_locked and seed != "-1":
             if not seed.isdigit():
                 raise ValidationError("seed", f"must be a whole number, or -1 for random: {seed!r}")
             fields["seed"] = seed
