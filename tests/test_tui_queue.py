@@ -237,3 +237,16 @@ async def test_a_hang_up_during_a_model_load_ends_the_process_soon(
         release.set()
     session, _ = load_session()
     assert session is not None and [r.prompt for r in session.queue] == ["never made"]
+
+
+async def test_the_model_asked_for_now_wins_over_the_one_in_the_session(make_app: Any) -> None:
+    path = session_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fields = {"model": "sd15", "width": "512", "height": "512", "steps": "7"}
+    path.write_text(json.dumps({"version": 1, "prompt": "kept", "fields": fields}))
+    app = make_app()  # --model demo
+    async with app.run_test(size=SIZE) as pilot:
+        await idle(pilot, app)
+        assert app.prompt_editor.text == "kept" and app.params.value("steps") == "7"
+        assert app.params.value("model") == "demo"
+        assert (app.params.value("width"), app.params.value("height")) == ("64", "64")

@@ -57,6 +57,7 @@ def _hangup_stops(app: Any) -> Iterator[None]:
 
     def on_hangup(signum: int, frame: Any) -> None:
         # The handler runs on the app's own thread, between two steps of its loop.
+        app.start_exit_deadline()
         try:
             asyncio.get_running_loop().call_soon_threadsafe(app.hangup)
         except RuntimeError:  # the loop is not running (yet, or any more)

@@ -78,8 +78,8 @@ LONG_JOB_SECONDS = 10.0  # ring the bell when a job took longer than this
 HISTORY_LIMIT = 500
 NARROW_WIDTH = 72  # below this the preview and history give their room to the fields
 SHORT_HEIGHT = 30  # below this the editors are smaller
-HANGUP_GRACE_SECONDS = 3.0  # after a hang-up, how long the running job gets to stop
-HARD_EXIT_SECONDS = 4.5  # then the process leaves, even with a model load under way
+HANGUP_GRACE_SECONDS = 2.5  # after a hang-up, how long the running job gets to stop
+HARD_EXIT_SECONDS = 3.5  # then the process leaves, even with a model load under way
 QUIT_CONFIRM_SECONDS = 5.0  # a second quit within this long leaves with work queued
 SESSION_SAVE_DELAY = 1.0  # typing is saved this long after the last key
 
@@ -191,6 +191,8 @@ class SdtuiApp(PromptCraftMixin, App[None]):
         # Called when a hang-up outlasts HARD_EXIT_SECONDS (the command line ends the
         # process there); None in tests, where the app simply exits.
         self.hard_exit: Callable[[], None] | None = None
+        self._deadline: threading.Timer | None = None
+        self._deadline_lock = threading.Lock()
         self.studio = StudioScreen(self.settings, self.renderer)
 
     # -- start-up ------------------------------------------------------------
@@ -226,7 +228,13 @@ class SdtuiApp(PromptCraftMixin, App[None]):
             return []
         self.prompt_editor.load_text(session.prompt)
         self.negative_editor.load_text(session.negative)
-        self.params.restore(session.fields, session.seed_locked)
+        fields = dict(session.fields)
+        if fields.get("model", "").strip() != self.settings.model:
+            # The model asked for now (flag, config) wins over last time's; its own
+            # size comes with it.
+            for name in ("model", "width", "height"):
+                fields.pop(name, None)
+        self.params.restore(fields, session.seed_locked)
         self.active_styles = session.styles
         if session.queue:
             self.jobs.paused = True  # nothing runs on the device before the user says so
@@ -406,6 +414,9 @@ class SdtuiApp(PromptCraftMixin, App[None]):
         job = self.jobs.submit(Job(model=request.model, request=request))
         self._update_queue()
         self._pump()
+        if self.jobs.paused:
+            key = _key_prefix(self.keys.get("toggle_pause", "alt+p"))
+            self.status.set_state(f"queued; the queue is paused ({key} resumes)")
         return job
 
     def remix_request(self, request: GenerationRequest) -> None:
@@ -687,20 +698,27 @@ class SdtuiApp(PromptCraftMixin, App[None]):
         self._save_session_now(clean=False, final=True)  # restored paused next time
         self.jobs.take_all()
         self.jobs.cancel_running()
-        if self.hard_exit is not None:
-            # A model load cannot be interrupted, and the process must not linger
-            # holding the device: the command line ends it after this long.
-            timer = threading.Timer(HARD_EXIT_SECONDS, self._hard_exit_now)
-            timer.daemon = True
-            timer.start()
+        self.start_exit_deadline()
         if not self.jobs.busy:
             self._leave()
         else:
             self.set_timer(HANGUP_GRACE_SECONDS, self._leave)
 
+    def start_exit_deadline(self) -> None:
+        """From any thread, as soon as the terminal is known gone: a model load cannot
+        be interrupted and the process must not linger holding the device, so the
+        command line's `hard_exit` ends it after HARD_EXIT_SECONDS."""
+        with self._deadline_lock:
+            if self.hard_exit is None or self._deadline is not None:
+                return
+            self._deadline = threading.Timer(HARD_EXIT_SECONDS, self._hard_exit_now)
+            self._deadline.daemon = True
+            self._deadline.start()
+
     def _hard_exit_now(self) -> None:
         with self.runner.saving:  # never in the middle of writing a PNG
             if self.hard_exit is not None:
+                log.warning("leaving after the hang-up without waiting for the worker")
                 self.hard_exit()
 
     def _leave(self) -> None:

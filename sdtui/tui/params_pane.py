@@ -111,7 +111,8 @@ class ParamsPane(Grid):
         for name in FIELDS:
             if name in fields:
                 self.set_value(name, fields[name])
-        self._auto_size = None
+        if "width" in fields or "height" in fields:
+            self._auto_size = None  # chosen last time: kept
         self.seed_locked = locked
 
     def model_loaded(self, model: str, size: tuple[int, int]) -> None:

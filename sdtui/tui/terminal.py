@@ -119,6 +119,9 @@ def driver_class() -> type | None:
             log.warning("the terminal went away (%s)", why)
             self._file.lost = True
             self.exit_event.set()  # ends the input thread, which would spin on end-of-file
+            deadline = getattr(self._app, "start_exit_deadline", None)
+            if deadline is not None:  # from this thread: the event loop may be busy
+                deadline()
             loop = self._event_loop
             on_lost = getattr(self._app, "terminal_lost", None)
             if loop is not None and on_lost is not None:
