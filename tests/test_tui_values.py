@@ -4,6 +4,7 @@ they are: the seed, its lock, the size a model brings, the step after a cancel."
 from __future__ import annotations
 
 import dataclasses
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -97,23 +98,27 @@ async def test_after_a_cancel_the_bar_and_the_preview_name_the_same_step(
         engine = engines[0]
         real_generate = engine.generate
 
+        held, release = threading.Event(), threading.Event()
+
         def preview_on_odd_steps(request: Any, on_progress: Any = None, **kwargs: Any) -> Any:
             def progress(p: Any) -> None:  # a picture every other step, as throttled
                 picture = Image.new("RGB", (8, 8)) if p.step % 2 else None
                 on_progress(dataclasses.replace(p, preview=picture))
+                if p.step == 4:
+                    held.set()
+                    release.wait(30)
 
             return real_generate(request, on_progress=progress, **kwargs)
 
         engine.generate = preview_on_odd_steps
-        engine.gate.clear()
         app.params.set_value("steps", "20")
         await type_prompt(pilot, app, "cancel me")
         await pilot.press("ctrl+g")
         step_text = app.status.query_one("#step-text")
-        await wait_until(pilot, lambda: "step 1/20" in str(step_text.render()))
-        engine.gate.set()
+        await wait_until(pilot, held.is_set)
         await wait_until(pilot, lambda: "step 4/20" in str(step_text.render()))
         await pilot.press("escape")
+        release.set()
         await idle(pilot, app)
         bar_step = str(step_text.render()).split(" · ")[0]  # "step N/20"
         caption = str(app.preview.query_one("#caption").render())
