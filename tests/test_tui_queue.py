@@ -250,3 +250,50 @@ async def test_the_model_asked_for_now_wins_over_the_one_in_the_session(make_app
         assert app.prompt_editor.text == "kept" and app.params.value("steps") == "7"
         assert app.params.value("model") == "demo"
         assert (app.params.value("width"), app.params.value("height")) == ("64", "64")
+
+
+# -- the parts, without the app ------------------------------------------------------
+
+
+def _job(prompt: str) -> Any:
+    from sdtui.params import GenerationRequest
+    from sdtui.tui.jobs import Job
+
+    return Job(model="demo", request=GenerationRequest(prompt=prompt, model="demo", seed=1))
+
+
+def test_the_queue_moves_never_ahead_of_a_waiting_load_and_pauses() -> None:
+    from sdtui.tui.jobs import Job, JobQueue
+
+    queue = JobQueue()
+    load = queue.submit(Job(model="demo"))
+    a, b, c = (queue.submit(_job(p)) for p in "abc")
+    assert not queue.move(a.id, -1)  # the load stays first
+    assert queue.move(c.id, -5) and [j.id for j in queue.pending] == [load.id, c.id, a.id, b.id]
+    queue.paused = True
+    assert queue.start_next() is load  # a model load runs even while paused
+    queue.finished(load.id)
+    assert queue.start_next() is None
+    taken = queue.take_all()
+    assert [j.id for j in taken] == [c.id, a.id, b.id] and queue.pending == []
+    queue.put_back(taken[1:], 0)
+    queue.put_back(taken[:1], 0)
+    assert [j.id for j in queue.pending] == [c.id, a.id, b.id]
+    assert queue.remove(a.id) is a and queue.remove(a.id) is None
+
+
+def test_a_session_round_trips_privately_and_a_bad_one_is_set_aside(tmp_path: Path) -> None:
+    from sdtui.tui.session import Session, save_session
+
+    path = tmp_path / "state" / "session.json"
+    session = Session("a prompt", "a negative", {"steps": "9"}, True, ["cinematic"])
+    session.queue = [_job("queued").request]
+    save_session(session, path)
+    assert path.stat().st_mode & 0o777 == 0o600
+    again, problem = load_session(path)
+    assert problem == "" and again == session
+    assert list(path.parent.iterdir()) == [path]  # no temporary file left
+    path.write_text("[1, 2")
+    gone, problem = load_session(path)
+    assert gone is None and "kept as session.damaged-" in problem
+    assert not path.exists() and len(list(path.parent.glob("session.damaged-*"))) == 1
