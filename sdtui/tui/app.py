@@ -108,7 +108,7 @@ class StudioScreen(Screen[None]):
                 yield QueueList(id="queue")
             with Vertical(id="right"):
                 yield PreviewPane(self.renderer, id="preview")
-                yield Label("History  (enter remix · v more)", classes="title")
+                yield Label("History (enter remix, v variations)", classes="title")
                 yield HistoryList(id="history")
         yield StatusPanel(
             self.settings.model, self.settings.device, str(self.settings.gallery), id="status"
