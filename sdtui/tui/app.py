@@ -20,6 +20,7 @@ from rich.text import Text
 from textual import events, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.markup import escape
 from textual.screen import Screen
 from textual.theme import Theme
 from textual.widgets import Label, OptionList, TextArea
@@ -942,6 +943,6 @@ class SdtuiApp(PromptCraftMixin, App[None]):
             key = _key_prefix(self.keys.get(action.action, action.key))
             yield SystemCommand(
                 action.description,
-                f"{action.help}  [{key}]",
+                escape(f"{action.help}  [{key}]"),  # help is markup: keep the brackets
                 partial(self.run_action, action.action),
             )

@@ -10,6 +10,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.containers import VerticalScroll
+from textual.markup import escape
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
@@ -119,8 +120,13 @@ class GalleryCommands(Provider):
     """The gallery actions in the command palette (ctrl+p) while the gallery is open."""
 
     def _commands(self) -> list[tuple[str, str, str]]:
+        keys = bound_keys(self.app, "gallery")
         return [
-            (f"Gallery: {k.description}", k.help, k.action)
+            (
+                f"Gallery: {k.description}",
+                escape(f"{k.help}  [{_key_label(keys[k.action])}]"),
+                k.action,
+            )
             for k in GALLERY_KEYS
             if k.action not in ("back", "help")
         ]
