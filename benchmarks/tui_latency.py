@@ -118,8 +118,13 @@ async def key_echo(keys: int, steps: int, generating: bool) -> list[float]:
 
 def _summary(values: list[float]) -> str:
     ms = sorted(v * 1000 for v in values)
-    p95 = ms[min(len(ms) - 1, int(round(0.95 * (len(ms) - 1))))]
-    return f"median {statistics.median(ms):.1f} ms, p95 {p95:.1f} ms, max {ms[-1]:.1f} ms"
+    def pct(q: float) -> float:
+        return ms[min(len(ms) - 1, int(round(q * (len(ms) - 1))))]
+
+    return (
+        f"p50 {statistics.median(ms):.1f} ms, p95 {pct(0.95):.1f} ms, "
+        f"p99 {pct(0.99):.1f} ms, max {ms[-1]:.1f} ms (n={len(ms)})"
+    )
 
 
 def main() -> None:
@@ -135,6 +140,7 @@ def main() -> None:
         SDTUI_CONFIG_DIR=str(work / "config"),
         SDTUI_CACHE_DIR=os.environ.get("SDTUI_CACHE_DIR", str(work / "cache")),
         SDTUI_LOG_DIR=str(work / "logs"),
+        SDTUI_STATE_DIR=str(work / "state"),
         SDTUI_GALLERY=str(work / "gallery"),
     )
     os.environ.update(env)

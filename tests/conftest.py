@@ -37,6 +37,7 @@ def isolated_dirs(tmp_path: Path, session_cache_dir: Path, monkeypatch: pytest.M
     monkeypatch.setenv("SDTUI_CONFIG_DIR", str(tmp_path / "config"))
     monkeypatch.setenv("SDTUI_CACHE_DIR", str(session_cache_dir))
     monkeypatch.setenv("SDTUI_LOG_DIR", str(tmp_path / "logs"))
+    monkeypatch.setenv("SDTUI_STATE_DIR", str(tmp_path / "state"))
     monkeypatch.setenv("SDTUI_GALLERY", str(tmp_path / "gallery"))
     monkeypatch.delenv("SDTUI_CONFIG", raising=False)
     monkeypatch.delenv("HF_TOKEN", raising=False)

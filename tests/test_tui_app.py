@@ -18,6 +18,7 @@ from sdtui.tui import app as app_module
 from sdtui.tui.app import SdtuiApp
 from sdtui.tui.help_screen import HelpScreen
 from sdtui.tui.runner import default_engine_factory
+from sdtui.tui.session import load_session
 
 SIZE = (120, 40)
 
@@ -156,7 +157,10 @@ async def test_three_requests_wait_in_a_visible_queue_and_run_in_order(
             await type_prompt(pilot, app, word)
             await pilot.press("ctrl+g")
         await wait_until(pilot, lambda: len(app.jobs.pending) == 2)
-        queue_text = str(app.studio.query_one("#queue").render())
+        queue = app.queue_list
+        queue_text = " ".join(
+            str(queue.get_option_at_index(i).prompt) for i in range(queue.option_count)
+        )
         assert "second" in queue_text and "third" in queue_text
         assert "queue: 2 waiting" in str(app.status.query_one("#status-line").render())
         engines[0].gate.set()
@@ -347,7 +351,9 @@ async def test_parameter_keys_work_from_the_prompt_editor(make_app: Any) -> None
         await pilot.press("ctrl+r")
         seed = params.value("seed")
         assert seed.isdigit()
-        await pilot.press("ctrl+l")
+        await pilot.press("alt+l")
+        assert params.seed_locked
+        await pilot.press("ctrl+l")  # redraws the screen; the lock stays as it is
         assert params.seed_locked
         await pilot.press("ctrl+r")
         assert params.value("seed") != seed
@@ -546,11 +552,19 @@ async def test_quitting_stops_the_running_generation(make_app: Any, engines: lis
         await pilot.press("ctrl+g", "ctrl+g")
         await wait_until(pilot, lambda: app.jobs.running is not None and app.jobs.pending)
         running = app.jobs.running
+        await pilot.press("ctrl+q")  # work queued: the first press only asks
+        await pilot.pause()
+        assert app.is_running and not running.cancel.cancelled
+        assert len(app.jobs.pending) == 1
         await pilot.press("ctrl+q")
         assert running.cancel.cancelled
         assert app.jobs.pending == []
         engines[0].gate.set()
     assert engines[0].prompts == ["long one"]
+    # Both requests wait in the session file for the next start.
+    session, problem = load_session()
+    assert problem == "" and session is not None and session.clean_exit
+    assert [r.prompt for r in session.queue] == ["long one", "long one"]
 
 
 async def test_an_unknown_theme_is_reported_and_the_default_used(make_app: Any) -> None:

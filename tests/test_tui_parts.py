@@ -74,7 +74,7 @@ def test_size_presets_follow_the_model() -> None:
 
 def test_keymap_from_config_checks_names() -> None:
     keymap, problems = keymap_from_config({"generate": "f9, ctrl+enter", "nope": "x", "help": 3})
-    assert keymap == {"generate": "f9,ctrl+enter"}
+    assert keymap == {"main.generate": "f9,ctrl+enter"}  # ids scoped by screen
     assert any("'nope'" in p for p in problems) and any("help" in p for p in problems)
 
 

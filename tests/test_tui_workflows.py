@@ -45,7 +45,7 @@ async def test_img2img_from_history_with_a_nudged_strength(demo_model_dir, galle
         await wait_until(pilot, lambda: len(app.history.entries) == 1)
         await idle(pilot, app)
         first = app.history.entries[0]
-        await pilot.press("f2", "f10")
+        await pilot.press("f2", "alt+i")
         await pilot.pause()
         assert app.params.value("init_image") == str(first.path)
         assert app.params.value("strength") == "0.75"

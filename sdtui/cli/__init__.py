@@ -47,20 +47,89 @@ def _available_subcommands() -> dict[str, tuple[str, str]]:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    return _build()[0]
+
+
+def _build() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
+    """The parser and each subcommand's own parser."""
     from sdtui.cli import common
 
     parser = argparse.ArgumentParser(
         prog="sdtui",
         description="Keyboard-driven terminal app for Stable Diffusion. "
-        "Run without a command to open the app.",
+        "Run without a command to open the app. The app's options may come before a "
+        "command where that command takes them: `sdtui --model demo generate ...`.",
     )
     parser.add_argument("--version", action="version", version=f"sdtui {__version__}")
     common.add_app_arguments(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    parsers: dict[str, argparse.ArgumentParser] = {}
     for name, (module_name, help_text) in _available_subcommands().items():
         module = importlib.import_module(module_name)
-        module.add_arguments(sub.add_parser(name, help=help_text, description=help_text))
-    return parser
+        parsers[name] = sub.add_parser(name, help=help_text, description=help_text)
+        module.add_arguments(parsers[name])
+    return parser, parsers
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The command line, with the app's options before a command given to it;
+    exits with status 2 on bad input."""
+    parser, parsers = _build()
+    args = parser.parse_args(argv)
+    if args.command is not None:
+        _apply_global_options(args, _global_options_first(argv), parser, parsers[args.command])
+    return args
+
+
+def _global_options_first(argv: Sequence[str] | None) -> argparse.Namespace:
+    """The app's options as given before the command (none given: all None)."""
+    from sdtui.cli import common
+
+    before = argparse.ArgumentParser(add_help=False, argument_default=None)
+    common.add_app_arguments(before)
+    for action in before._actions:
+        action.default = None  # only what was typed counts
+    before.add_argument("command", nargs="?")
+    before.add_argument("rest", nargs=argparse.REMAINDER)
+    known, _ = before.parse_known_args(argv)
+    return known
+
+
+def _apply_global_options(
+    args: argparse.Namespace,
+    first: argparse.Namespace,
+    parser: argparse.ArgumentParser,
+    command_parser: argparse.ArgumentParser,
+) -> None:
+    """Give a command the app options typed before it, with the same meaning as after
+    it (an option after the command wins); refuse one the command does not take."""
+    accepted = _command_defaults(args, command_parser)
+    for action in parser._actions:
+        value = getattr(first, action.dest, None)
+        if not action.option_strings or action.dest in ("help", "version") or value is None:
+            continue
+        if action.dest not in accepted:
+            parser.error(f"{action.option_strings[0]} does not apply to 'sdtui {args.command}'")
+        if getattr(args, action.dest, None) == accepted[action.dest]:
+            setattr(args, action.dest, value)
+
+
+def _command_defaults(
+    args: argparse.Namespace, command_parser: argparse.ArgumentParser
+) -> dict[str, object]:
+    """dest -> default of every option of the command as chosen (`gallery list` too)."""
+    defaults: dict[str, object] = {}
+    current: argparse.ArgumentParser | None = command_parser
+    while current is not None:
+        chosen = None
+        for action in current._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                name = getattr(args, action.dest, None)
+                chosen = action.choices.get(name) if name else None
+            elif action.option_strings:
+                defaults[action.dest] = current.get_default(action.dest)
+        current = chosen
+    return defaults
 
 
 MAX_MESSAGE = 500  # a 5,000-character argument is not echoed back whole
@@ -86,8 +155,7 @@ def _silence_stdout() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse_args(argv)
     log_file = setup_logging()
     try:
         if args.command is None:

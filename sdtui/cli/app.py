@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import logging
+import os
 import signal
 import threading
 from collections.abc import Iterator
@@ -29,9 +31,20 @@ def run(args: argparse.Namespace) -> int:
         theme=getattr(args, "theme", None),
         engine_factory=lambda s: default_engine_factory(s, options=options),
     )
+    app.hard_exit = _hard_exit
     with _hangup_stops(app):
         app.run()
+    if app.hung_up:
+        # No terminal to flush to at interpreter exit, and nothing left to wait for.
+        _hard_exit()
     return app.return_code or 0
+
+
+def _hard_exit() -> None:
+    """Leave now (after a hang-up): logs flushed, the device freed with the process,
+    even while a worker thread is still inside a model load."""
+    logging.shutdown()
+    os._exit(0)
 
 
 @contextlib.contextmanager
@@ -45,6 +58,7 @@ def _hangup_stops(app: Any) -> Iterator[None]:
 
     def on_hangup(signum: int, frame: Any) -> None:
         # The handler runs on the app's own thread, between two steps of its loop.
+        app.start_exit_deadline()
         try:
             asyncio.get_running_loop().call_soon_threadsafe(app.hangup)
         except RuntimeError:  # the loop is not running (yet, or any more)

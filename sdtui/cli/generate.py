@@ -114,12 +114,14 @@ def _quiet_libraries() -> None:
 
 
 class _ProgressBar:
-    """A rich progress bar on stderr, only when stderr is a terminal."""
+    """A rich progress bar on stderr when stderr is a terminal; without one (a
+    script, a log, cron) each stage as one line, so a slow start never looks hung."""
 
     def __init__(self, count: int) -> None:
         self.count = count
         self._progress: Any = None
         self._task: Any = None
+        self._last_line = ""
         if sys.stderr.isatty():
             from rich.console import Console
             from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -146,8 +148,22 @@ class _ProgressBar:
     def status(self, text: str) -> None:
         if self._progress is not None:
             self._progress.update(self._task, description=text)
+        else:
+            self._line(f"sdtui: {text}")
+
+    def _line(self, text: str) -> None:
+        if text != self._last_line:  # a stage said once, not once per poll
+            self._last_line = text
+            self.print(text)
 
     def step(self, progress: Any) -> None:
+        if self._progress is None:
+            if progress.step == 1:  # one line as each image starts
+                self.print(
+                    f"sdtui: image {progress.image_index + 1}/{progress.image_count}: "
+                    f"{progress.total} steps"
+                )
+            return
         if self._progress is not None:
             self._progress.update(
                 self._task,
@@ -166,6 +182,13 @@ class _ProgressBar:
             pass
 
 
+def _stage(text: str) -> None:
+    try:
+        print(text, file=sys.stderr, flush=True)
+    except OSError:
+        pass
+
+
 def run(args: argparse.Namespace) -> int:
     from sdtui.gallery import Gallery
 
@@ -179,6 +202,8 @@ def run(args: argparse.Namespace) -> int:
     options = performance.performance_from_settings(settings, args)
     common.check_gallery_folder(settings)  # a file named as the gallery: before torch loads
     _quiet_libraries()
+    if not sys.stderr.isatty():
+        _stage("sdtui: starting the engine (importing torch)")
     from sdtui.engine import Engine
     from sdtui.models import resolve_model_name
     from sdtui.results import CancelToken

@@ -10,18 +10,20 @@ import functools
 import importlib.util
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable, Iterable
 from functools import partial
 from typing import Any
 
 from rich.text import Text
-from textual import work
+from textual import events, work
 from textual.app import App, ComposeResult, SystemCommand
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.markup import escape
 from textual.screen import Screen
 from textual.theme import Theme
-from textual.widgets import Footer, Label, OptionList, Static, TextArea
+from textual.widgets import Label, OptionList, TextArea
 from textual.worker import Worker, WorkerState
 
 from sdtui.config import Settings, load_settings
@@ -31,10 +33,18 @@ from sdtui.logging_setup import redact
 from sdtui.params import MAX_SEED, GenerationRequest
 from sdtui.tui import themes
 from sdtui.tui.addon_picker import AddonPickerMixin
+from sdtui.tui.footer import FittingFooter
+from sdtui.tui.gallery_keys import SCOPES as GALLERY_SCOPES
 from sdtui.tui.help_screen import HelpScreen
 from sdtui.tui.history import HistoryList
 from sdtui.tui.jobs import Job, JobQueue
-from sdtui.tui.keys import KEY_ACTIONS, keymap_from_config, screen_bindings
+from sdtui.tui.keys import (
+    KEY_ACTIONS,
+    MAIN_SCOPE,
+    keymap_from_config,
+    keys_for,
+    screen_bindings,
+)
 from sdtui.tui.messages import (
     HistoryFailed,
     HistoryLoaded,
@@ -54,6 +64,7 @@ from sdtui.tui.params_pane import ParamsPane
 from sdtui.tui.preview import PreviewPane
 from sdtui.tui.prompt_craft import PromptCraftMixin
 from sdtui.tui.prompt_editor import PromptEditor
+from sdtui.tui.queue_pane import QueueList
 from sdtui.tui.recall import PromptRecall
 from sdtui.tui.runner import (
     JobRunner,
@@ -61,11 +72,19 @@ from sdtui.tui.runner import (
     default_engine_factory,
     default_gallery_factory,
 )
+from sdtui.tui.session import Session, load_session, save_session
 from sdtui.tui.status import StatusPanel
+from sdtui.tui.terminal import driver_class
 
 VARIATIONS = 4  # images queued by the variations key
 LONG_JOB_SECONDS = 10.0  # ring the bell when a job took longer than this
 HISTORY_LIMIT = 500
+NARROW_WIDTH = 72  # below this the preview and history give their room to the fields
+SHORT_HEIGHT = 30  # below this the editors are smaller
+HANGUP_GRACE_SECONDS = 2.5  # after a hang-up, how long the running job gets to stop
+HARD_EXIT_SECONDS = 3.5  # then the process leaves, even with a model load under way
+QUIT_CONFIRM_SECONDS = 5.0  # a second quit within this long leaves with work queued
+SESSION_SAVE_DELAY = 1.0  # typing is saved this long after the last key
 
 log = logging.getLogger(__name__)
 
@@ -83,21 +102,25 @@ class StudioScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="main"):
-            with Vertical(id="left"):
-                yield Label("Prompt  (ctrl+g generate · ctrl+↑/↓ earlier prompts)", classes="title")
+            with VerticalScroll(id="left"):
+                yield Label("Prompt  (ctrl+g generate)", classes="title")
                 yield PromptEditor(id="prompt", soft_wrap=True, show_line_numbers=False)
                 yield Label("Negative prompt", classes="title")
                 yield PromptEditor(id="negative", soft_wrap=True, show_line_numbers=False)
                 yield ParamsPane(self.settings.model, id="params")
-                yield Static("", id="queue")
+                yield QueueList(id="queue")
             with Vertical(id="right"):
                 yield PreviewPane(self.renderer, id="preview")
-                yield Label("History  (enter remix · v variations)", classes="title")
+                yield Label("History (enter remix, v variations)", classes="title")
                 yield HistoryList(id="history")
         yield StatusPanel(
             self.settings.model, self.settings.device, str(self.settings.gallery), id="status"
         )
-        yield Footer(compact=True)
+        yield FittingFooter(compact=True)
+
+    def on_resize(self, event: events.Resize) -> None:
+        self.set_class(event.size.width < NARROW_WIDTH, "narrow")
+        self.set_class(event.size.height < SHORT_HEIGHT, "short")
 
     def on_mount(self) -> None:
         self.query_one("#prompt", TextArea).focus()
@@ -144,7 +167,7 @@ class SdtuiApp(AddonPickerMixin, PromptCraftMixin, App[None]):
         engine_factory: Callable[[Settings], Any] | None = None,
         gallery_factory: Callable[[Settings], Any] | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__(driver_class=driver_class())
         self.settings = settings or load_settings()
         self.renderer = renderer or self.settings.renderer
         self._requested_theme = theme
@@ -155,11 +178,24 @@ class SdtuiApp(AddonPickerMixin, PromptCraftMixin, App[None]):
         )
         self.jobs = JobQueue()
         self.recall = PromptRecall()
-        self.keys: dict[str, str] = {a.action: a.key for a in KEY_ACTIONS}
+        self.keys: dict[str, str] = {a.action: a.key for a in KEY_ACTIONS}  # main screen now
+        self.keymap_now: dict[str, str] = {}  # scoped binding id -> key(s) from the config
+        self._active_styles: list[str] = []
         self.last_error = ""
         self._hung_up = False
         self._quit_warned = False
         self._started: dict[int, float] = {}
+        self._quit_armed_at = 0.0
+        self._last_step: tuple[int, int] = (0, 0)  # the running job's step, as the bar shows
+        self._picture_step: int | None = None  # the step the preview picture comes from
+        self._undo: list[tuple[list[Job], int | None]] = []  # queue removals to undo
+        self._session_timer: Any = None
+        self._session_final = False
+        # Called when a hang-up outlasts HARD_EXIT_SECONDS (the command line ends the
+        # process there); None in tests, where the app simply exits.
+        self.hard_exit: Callable[[], None] | None = None
+        self._deadline: threading.Timer | None = None
+        self._deadline_lock = threading.Lock()
         self.studio = StudioScreen(self.settings, self.renderer)
 
     # -- start-up ------------------------------------------------------------
@@ -172,11 +208,96 @@ class SdtuiApp(AddonPickerMixin, PromptCraftMixin, App[None]):
         self._setup_keys()
 
     def studio_ready(self) -> None:
-        """The main screen is on: load the model and the history in the background."""
-        self.jobs.submit(Job(model=self.settings.model))
+        """The main screen is on: restore the last session, load the model and the
+        history in the background."""
+        queued = self._restore_session()
+        self.jobs.submit(Job(model=self.params.value("model") or self.settings.model))
+        for request in queued:
+            self.jobs.submit(Job(model=request.model, request=request))
         self._update_queue()
         self._pump()
         self._load_history()
+        self._save_session_now(clean=False)
+
+    # -- the session file ------------------------------------------------------
+
+    def _restore_session(self) -> list[GenerationRequest]:
+        """Put the last session's prompt and fields back; returns its queue, which
+        waits paused."""
+        session, problem = load_session()
+        if problem:
+            self.show_error(problem)
+        if session is None:
+            return []
+        self.prompt_editor.load_text(session.prompt)
+        self.negative_editor.load_text(session.negative)
+        fields = dict(session.fields)
+        if fields.get("model", "").strip() != self.settings.model:
+            # The model asked for now (flag, config) wins over last time's; its own
+            # size comes with it.
+            for name in ("model", "width", "height"):
+                fields.pop(name, None)
+        self.params.restore(fields, session.seed_locked)
+        self.active_styles = session.styles
+        if session.queue:
+            self.jobs.paused = True  # nothing runs on the device before the user says so
+            count = len(session.queue)
+            how = "" if session.clean_exit else " (the last run ended without quitting)"
+            key = _key_prefix(self.keys.get("toggle_pause", "alt+p"))
+            self.notify(
+                f"{count} queued request{'s' * (count != 1)} restored{how}, paused: "
+                f"{key} runs them.",
+                markup=False,
+                timeout=10,
+            )
+        return session.queue
+
+    def current_session(self, clean: bool) -> Session:
+        """The prompt, fields and queue as they are now; the running generation goes
+        first in the queue (it is cancelled on the way out and saved nothing)."""
+        queued = [j.request for j in self.jobs.pending if j.request is not None]
+        running = self.jobs.running
+        if running is not None and running.request is not None:
+            queued.insert(0, running.request)
+        fields, locked = self.params.snapshot()
+        return Session(
+            styles=list(self._active_styles),
+            prompt=self.prompt_editor.text,
+            negative=self.negative_editor.text,
+            fields=fields,
+            seed_locked=locked,
+            queue=queued,
+            clean_exit=clean,
+        )
+
+    def _save_session_now(self, clean: bool = False, final: bool = False) -> None:
+        if self._session_timer is not None:
+            self._session_timer.stop()
+            self._session_timer = None
+        if self._session_final:  # leaving: the last word is written already
+            return
+        self._session_final = final
+        try:
+            save_session(self.current_session(clean))
+        except Exception as exc:  # never stop the app for it; say it once
+            log.warning("could not save the session: %s", exc)
+            if not getattr(self, "_session_warned", False):
+                self._session_warned = True
+                self.show_error(f"cannot save the session: {exc}")
+
+    def session_changed(self) -> None:
+        """Something worth keeping changed: save it soon (typing is batched)."""
+        if self._session_final or self.is_shutting_down():
+            return
+        if self._session_timer is not None:
+            self._session_timer.stop()
+        self._session_timer = self.set_timer(SESSION_SAVE_DELAY, self._save_session_now)
+
+    def on_text_area_changed(self, event: TextArea.Changed) -> None:
+        self.session_changed()
+
+    def on_input_changed(self, event: Any) -> None:
+        self.session_changed()
 
     def _setup_themes(self) -> None:
         loaded, problems = themes.load_themes()
@@ -220,12 +341,13 @@ class SdtuiApp(AddonPickerMixin, PromptCraftMixin, App[None]):
             themes.remember_theme(theme.name)
 
     def _setup_keys(self) -> None:
-        keymap, problems = keymap_from_config(self.settings.section("keys"))
+        keymap, problems = keymap_from_config(self.settings.section("keys"), GALLERY_SCOPES)
         for problem in problems:
             self.show_error(problem)
         if keymap:
             self.set_keymap(keymap)
-            self.keys.update(keymap)
+        self.keymap_now = keymap
+        self.keys = keys_for(MAIN_SCOPE, KEY_ACTIONS, keymap)
 
     def reload_history(self) -> None:
         """Read the history from the gallery again (after it changed elsewhere)."""
@@ -289,6 +411,14 @@ class SdtuiApp(AddonPickerMixin, PromptCraftMixin, App[None]):
         except Exception:  # before the screen is mounted: the notification is enough
             pass
 
+    def clear_error(self) -> None:
+        """The last failure's cause is gone: take it off the status line."""
+        self.last_error = ""
+        try:
+            self.status.clear_error()
+        except Exception:
+            pass
+
     # -- building requests ---------------------------------------------------
 
     def build_request(self) -> GenerationRequest:
@@ -304,6 +434,9 @@ class SdtuiApp(AddonPickerMixin, PromptCraftMixin, App[None]):
         job = self.jobs.submit(Job(model=request.model, request=request))
         self._update_queue()
         self._pump()
+        if self.jobs.paused:
+            key = _key_prefix(self.keys.get("toggle_pause", "alt+p"))
+            self.status.set_state(f"queued; the queue is paused ({key} resumes)")
         return job
 
     def remix_request(self, request: GenerationRequest) -> None:
@@ -327,6 +460,7 @@ class SdtuiApp(AddonPickerMixin, PromptCraftMixin, App[None]):
         self._update_queue()
         self.status.clear_error()
         self.status.reset_progress()
+        self._last_step, self._picture_step = (0, 0), None
         self.status.set_state(f"loading {job.model}…" if job.is_load else "generating…")
         self._run_job(job)
 
@@ -334,17 +468,43 @@ class SdtuiApp(AddonPickerMixin, PromptCraftMixin, App[None]):
     def _run_job(self, job: Job) -> None:
         self.runner.run(job, self.post_message)
 
+    @property
+    def queue_list(self) -> QueueList:
+        return self.studio.query_one(QueueList)
+
     def _update_queue(self) -> None:
         pending = [j for j in self.jobs.pending if not j.is_load]
-        self.status.set_queue(len(pending))
-        text = Text()
-        if pending:
-            text.append(f"Queue ({len(pending)} waiting, f8 clears)\n", style="bold")
-            for n, job in enumerate(pending[:5], 1):
-                text.append(f"{n}. {job.label()}\n")
-            if len(pending) > 5:
-                text.append(f"… and {len(pending) - 5} more\n", style="dim")
-        self.studio.query_one("#queue", Static).update(text)
+        self.status.set_queue(len(pending), paused=self.jobs.paused)
+        queue = self.queue_list
+        had_focus = queue.has_focus
+        queue.set_jobs(pending, paused=self.jobs.paused)
+        if had_focus and not pending:
+            self.prompt_editor.focus()
+        self.call_after_refresh(queue.update_title)  # "+N more" needs the new size
+        self.session_changed()
+
+    def on_queue_list_remove(self, message: QueueList.Remove) -> None:
+        position = [j.id for j in self.jobs.pending if not j.is_load].index(message.job_id)
+        job = self.jobs.remove(message.job_id)
+        if job is None:
+            return
+        self._undo.append(([job], position))
+        self._update_queue()
+        key = _key_prefix(self.keys.get("undo_queue", "alt+u"))
+        self.notify(f"Removed from the queue: {job.label()} ({key} puts it back).", markup=False)
+
+    def on_queue_list_move(self, message: QueueList.Move) -> None:
+        if self.jobs.move(message.job_id, message.delta):
+            self._update_queue()
+            self.queue_list.highlight_job(message.job_id)
+
+    def on_queue_list_edit(self, message: QueueList.Edit) -> None:
+        job = self.jobs.remove(message.job_id)
+        if job is None or job.request is None:
+            return
+        self._update_queue()
+        self.remix_request(job.request)
+        self.status.set_state("queued request back in the editor (ctrl+g queues it again)")
 
     @_while_shown
     def on_job_status(self, message: JobStatus) -> None:
@@ -354,6 +514,8 @@ class SdtuiApp(AddonPickerMixin, PromptCraftMixin, App[None]):
     def on_model_loaded(self, message: ModelLoaded) -> None:
         device = f"{message.device} {message.dtype}".strip()
         self.status.set_model(message.model, device)
+        if message.native_size is not None:
+            self.params.model_loaded(message.model, message.native_size)
         self.status.set_state(f"ready (loaded in {message.seconds:.1f}s)")
         if message.notice:
             self.notify(message.notice, markup=False)
@@ -365,8 +527,20 @@ class SdtuiApp(AddonPickerMixin, PromptCraftMixin, App[None]):
         progress = message.progress
         self.status.show_progress(progress)
         self.status.set_state("generating…")
+        self._last_step = (progress.step, progress.total)
         if progress.preview is not None:
-            self._preview(progress.preview, f"step {progress.step}/{progress.total}")
+            self._picture_step = progress.step
+            self._preview(progress.preview, self._step_caption())
+        elif self._picture_step is not None:
+            # Previews are throttled: the caption follows the bar's step all the same.
+            self.preview.set_caption(self._step_caption())
+
+    def _step_caption(self, prefix: str = "step") -> str:
+        step, total = self._last_step
+        caption = f"{prefix} {step}/{total}"
+        if self._picture_step is not None and self._picture_step != step:
+            caption += f" · picture from step {self._picture_step}"
+        return caption
 
     @_while_shown
     def on_image_ready(self, message: ImageReady) -> None:
@@ -398,13 +572,31 @@ class SdtuiApp(AddonPickerMixin, PromptCraftMixin, App[None]):
     @_while_shown
     def on_job_cancelled(self, message: JobCancelled) -> None:
         self.status.set_state("cancelled: nothing saved")
+        if self._picture_step is not None:
+            self.preview.set_caption(self._step_caption("cancelled at step"))
         self.notify("Generation cancelled; nothing was saved.", markup=False)
 
     @_while_shown
     def on_job_failed(self, message: JobFailed) -> None:
         text = f"{message.error} ({message.hint})" if message.hint else message.error
         self.status.set_state("failed")
+        if message.failed_model is not None:
+            # The jobs behind it would wait out the same failure, one after another.
+            dropped = self._fail_jobs_for(message.failed_model)
+            if dropped:
+                text += f"; {dropped} queued request{'s' * (dropped != 1)} for it failed too"
         self.show_error(text)
+
+    def _fail_jobs_for(self, model: str) -> int:
+        """Take every waiting job for `model` out of the queue (undo brings them back)."""
+        waiting = [j for j in self.jobs.pending if j.model == model]
+        for job in waiting:
+            self.jobs.remove(job.id)
+        requests = [j for j in waiting if not j.is_load]
+        if requests:
+            self._undo.append((requests, 0))
+        self._update_queue()
+        return len(requests)
 
     def on_save_failed(self, message: SaveFailed) -> None:
         if not message.kept:  # written, but not indexed: the next start lists it
@@ -417,6 +609,8 @@ class SdtuiApp(AddonPickerMixin, PromptCraftMixin, App[None]):
         self.show_error(f"{message.error} ({kept}{hint}; press {key} to save again)")
 
     def on_saves_retried(self, message: SavesRetried) -> None:
+        if not self.runner.unsaved:
+            self.clear_error()  # the save error is no longer true
         if message.entries:
             self.history.add_newest(message.entries)
             count = len(message.entries)
@@ -428,7 +622,7 @@ class SdtuiApp(AddonPickerMixin, PromptCraftMixin, App[None]):
         self._started.pop(message.job_id, None)
         self.jobs.finished(message.job_id)
         if self._hung_up:
-            self.exit()
+            self._leave()
             return
         # The bar keeps the finished job's last step until the next job starts.
         self._update_queue()
@@ -509,18 +703,55 @@ class SdtuiApp(AddonPickerMixin, PromptCraftMixin, App[None]):
         if error is not None:
             self.post_message(SaveFailed(0, error.message, error.hint, len(self.runner.unsaved)))
 
+    @property
+    def hung_up(self) -> bool:
+        return self._hung_up
+
+    def terminal_lost(self) -> None:
+        """The driver saw the terminal go away (end-of-file, EIO, POLLHUP)."""
+        self.hangup()
+
     def hangup(self) -> None:
-        """The terminal went away (SIGHUP): stop the running image without saving a
-        partial one, drop the queue, and quit once the device is free."""
-        self.jobs.clear()
-        self.jobs.cancel_running()
+        """The terminal went away (SIGHUP, or the pty closed): keep the queue in the
+        session file, stop the running image without saving a partial one, and quit
+        once the device is free, or after HANGUP_GRACE_SECONDS whatever it does."""
+        if self._hung_up:
+            return
         self._hung_up = True
+        self._save_session_now(clean=False, final=True)  # restored paused next time
+        self.jobs.take_all()
+        self.jobs.cancel_running()
+        self.start_exit_deadline()
         if not self.jobs.busy:
+            self._leave()
+        else:
+            self.set_timer(HANGUP_GRACE_SECONDS, self._leave)
+
+    def start_exit_deadline(self) -> None:
+        """From any thread, as soon as the terminal is known gone: a model load cannot
+        be interrupted and the process must not linger holding the device, so the
+        command line's `hard_exit` ends it after HARD_EXIT_SECONDS."""
+        with self._deadline_lock:
+            if self.hard_exit is None or self._deadline is not None:
+                return
+            self._deadline = threading.Timer(HARD_EXIT_SECONDS, self._hard_exit_now)
+            self._deadline.daemon = True
+            self._deadline.start()
+
+    def _hard_exit_now(self) -> None:
+        with self.runner.saving:  # never in the middle of writing a PNG
+            if self.hard_exit is not None:
+                log.warning("leaving after the hang-up without waiting for the worker")
+                self.hard_exit()
+
+    def _leave(self) -> None:
+        if not self._exit:
             self.exit()
 
     async def action_quit(self) -> None:
-        """Quit now: waiting requests are dropped and the running image stops within a
-        step, so leaving never waits for a long generation to end."""
+        """Quit. With work queued or running, the first press only says so (a second
+        within a few seconds leaves); the queue is kept in the session file for the
+        next start, and the running image stops within a step."""
         unsaved = len(self.runner.unsaved)
         if unsaved and not self._quit_warned:
             # Images the gallery could not take live only in memory: ask once.
@@ -531,14 +762,69 @@ class SdtuiApp(AddonPickerMixin, PromptCraftMixin, App[None]):
                 "quit again to leave without them"
             )
             return
-        self.jobs.clear()
+        waiting = len([j for j in self.jobs.pending if not j.is_load])
+        running = self.jobs.running is not None and not self.jobs.running.is_load
+        now = time.monotonic()
+        if (waiting or running) and now - self._quit_armed_at > QUIT_CONFIRM_SECONDS:
+            self._quit_armed_at = now
+            what = [f"{waiting} waiting"] if waiting else []
+            if running:
+                what.append("1 generating")
+            self.notify(
+                f"Work in the queue ({', '.join(what)}): press ctrl+q again to quit. "
+                "The queue is kept for the next start; the running image is stopped.",
+                title="Quit?",
+                severity="warning",
+                markup=False,
+            )
+            return
+        self._save_session_now(clean=True, final=True)
+        self.jobs.take_all()
         self.jobs.cancel_running()
         self.exit()
 
     def action_clear_queue(self) -> None:
-        dropped = self.jobs.clear()
+        dropped = self.jobs.take_all()
+        if not dropped:
+            self.notify("The queue is empty.", markup=False)
+            return
+        self._undo.append((dropped, 0))
         self._update_queue()
-        self.notify(f"Queue cleared ({dropped} dropped).", markup=False)
+        key = _key_prefix(self.keys.get("undo_queue", "alt+u"))
+        self.notify(
+            f"Queue cleared ({len(dropped)} dropped): {key} puts them back.", markup=False
+        )
+
+    def action_undo_queue(self) -> None:
+        if not self._undo:
+            self.notify("Nothing to put back in the queue.", markup=False)
+            return
+        jobs, position = self._undo.pop()
+        self.jobs.put_back(jobs, position)
+        self._update_queue()
+        self.queue_list.highlight_job(jobs[0].id)
+        self.notify(f"{len(jobs)} request{'s' * (len(jobs) != 1)} back in the queue.",
+                    markup=False)
+        self._pump()
+
+    def action_toggle_pause(self) -> None:
+        self.jobs.paused = not self.jobs.paused
+        self._update_queue()
+        self.status.set_state("queue paused" if self.jobs.paused else "queue running")
+        self._pump()
+
+    def action_focus_queue(self) -> None:
+        if self.queue_list.jobs:
+            self.queue_list.focus()
+        else:
+            self.notify("The queue is empty.", markup=False)
+
+    def action_redraw(self) -> None:
+        """Clear the terminal and paint every cell again (after line noise over SSH)."""
+        driver = self._driver
+        if driver is not None and not self.is_headless:
+            driver.write("\x1b[2J")
+        self.screen.refresh(layout=True)
 
     def action_steps_up(self) -> None:
         self.params.bump_steps(1)
@@ -555,9 +841,41 @@ class SdtuiApp(AddonPickerMixin, PromptCraftMixin, App[None]):
     def action_reroll_seed(self) -> None:
         self.params.reroll_seed()
 
+    # -- styles: always visible while they apply ------------------------------
+
+    @property
+    def active_styles(self) -> list[str]:
+        return self._active_styles
+
+    @active_styles.setter
+    def active_styles(self, names: list[str]) -> None:
+        self._active_styles = list(names)
+        self._show_styles()
+
+    def _show_styles(self) -> None:
+        try:
+            editor = self.prompt_editor
+        except Exception:  # before the screen is mounted: shown once it is
+            return
+        if self._active_styles:
+            key = _key_prefix(self.keys.get("styles_off", "alt+o"))
+            editor.border_title = Text(
+                f"styles on: {', '.join(self._active_styles)} ({key} off)", style="bold"
+            )
+        else:
+            editor.border_title = None
+        self.session_changed()
+
+    def action_styles_off(self) -> None:
+        if not self._active_styles:
+            self.notify("No style is applied.", markup=False)
+            return
+        self.active_styles = []
+        self.notify("Styles off: the prompt is used as written.", markup=False)
+
     def action_toggle_seed_lock(self) -> None:
         params = self.params
-        if not params.seed_locked and not params.value("seed"):
+        if not params.seed_locked and params.value("seed") in ("", "-1"):
             params.reroll_seed()  # locking nothing would refuse the next generate
         params.seed_locked = not params.seed_locked
 
@@ -582,8 +900,20 @@ class SdtuiApp(AddonPickerMixin, PromptCraftMixin, App[None]):
         editor.load_text(text)
         editor.move_cursor(editor.document.end)
 
+    def _entry_gone(self, entry: Any) -> bool:
+        """True when the entry's image has left the gallery (deleted in the gallery
+        browser or by hand): it leaves the history too, and the user is told."""
+        path = getattr(entry, "path", None)
+        if entry is None or path is None or path.exists():
+            return False
+        self.history.set_entries([e for e in self.history.entries if e is not entry])
+        self.show_error(f"{path.name} is no longer in the gallery; taken off the history")
+        return True
+
     def action_remix(self) -> None:
         entry = self.history.selected_entry
+        if self._entry_gone(entry):
+            return
         if entry is None or entry.request is None:
             self.show_error("Pick a history entry with settings first (f2 moves to the history).")
             return
@@ -591,6 +921,8 @@ class SdtuiApp(AddonPickerMixin, PromptCraftMixin, App[None]):
 
     def action_variations(self) -> None:
         entry = self.history.selected_entry
+        if self._entry_gone(entry):
+            return
         if entry is None or entry.request is None:
             self.show_error("Pick a history entry with settings first (f2 moves to the history).")
             return
@@ -649,13 +981,20 @@ class SdtuiApp(AddonPickerMixin, PromptCraftMixin, App[None]):
     # -- command palette -----------------------------------------------------
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
-        yield from super().get_system_commands(screen)
-        if screen is not self.studio:
+        """Each action of the main screen's table once, with its key; of Textual's own,
+        those the table does not already hold (its Quit and Keys would double ours)."""
+        ours = screen is self.studio
+        for command in super().get_system_commands(screen):
+            if not (ours and command.title in ("Quit", "Keys")):
+                yield command
+        if not ours:
             return
         for action in KEY_ACTIONS:
+            if action.action == "command_palette":
+                continue
             key = _key_prefix(self.keys.get(action.action, action.key))
             yield SystemCommand(
-                action.description if action.show else action.help.split(" (")[0],
-                f"{action.help}  [{key}]",
+                action.description,
+                escape(f"{action.help}  [{key}]"),  # help is markup: keep the brackets
                 partial(self.run_action, action.action),
             )

@@ -25,6 +25,17 @@ from sdtui.tui.gallery_settings import DIFF_STYLE, compare_rows, settings_text, 
 from sdtui.tui.preview import RENDERERS
 
 MAX_SIDE = 2048  # decoded size cap: a terminal shows far fewer pixels
+CELL_ASPECT = 2.0  # a terminal cell is about twice as tall as it is wide
+
+
+def fit_cells(image_size: tuple[int, int], box: tuple[int, int]) -> tuple[int, int]:
+    """The largest (columns, rows) inside `box` that keep the image's shape on screen."""
+    width, height = image_size
+    columns, rows = box
+    if width <= 0 or height <= 0 or columns <= 0 or rows <= 0:
+        return max(columns, 1), max(rows, 1)
+    scale = min(columns / width, rows * CELL_ASPECT / height)
+    return max(1, round(width * scale)), max(1, round(height * scale / CELL_ASPECT))
 
 
 def image_widget(app: Any, widget_id: str) -> Any:
@@ -75,7 +86,8 @@ class GalleryDetailScreen(ImageLoading, Screen[None]):
     BINDINGS = bindings(DETAIL_KEYS)
     DEFAULT_CSS = """
     GalleryDetailScreen #detail-body { height: 1fr; }
-    GalleryDetailScreen #detail-image { width: 2fr; height: 1fr; }
+    GalleryDetailScreen #detail-frame { width: 2fr; height: 1fr; align: center middle; }
+    GalleryDetailScreen #detail-image { width: 1; height: 1; }
     GalleryDetailScreen #detail-side {
         width: 1fr; min-width: 40; border: round $panel-lighten-2; padding: 0 1;
     }
@@ -88,7 +100,8 @@ class GalleryDetailScreen(ImageLoading, Screen[None]):
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="detail-body"):
-            yield image_widget(self.app, "detail-image")
+            with Vertical(id="detail-frame"):
+                yield image_widget(self.app, "detail-image")
             with VerticalScroll(id="detail-side"):
                 yield Static(settings_text(self.entry), id="detail-settings")
         yield Footer(compact=True)
@@ -96,6 +109,25 @@ class GalleryDetailScreen(ImageLoading, Screen[None]):
     def on_mount(self) -> None:
         self.title = self.entry.shown_name
         self.load_image("detail-image", self.entry.path)
+
+    def on_image_decoded(self, message: ImageDecoded) -> None:
+        self._image_size = message.image.size if message.image is not None else None
+        self.call_after_refresh(self._fit)
+
+    def on_resize(self) -> None:
+        self.call_after_refresh(self._fit)
+
+    def _fit(self) -> None:
+        """Size the image widget to the picture's shape (a fixed box would stretch it)."""
+        size = getattr(self, "_image_size", None)
+        frame = self.query_one("#detail-frame")
+        box = (frame.content_region.width, frame.content_region.height)
+        if size is None or box[0] <= 0:
+            return
+        columns, rows = fit_cells(size, box)
+        widget = self.query_one("#detail-image")
+        widget.styles.width = columns
+        widget.styles.height = rows
 
     def show_entry(self, entry: Any) -> None:
         self.entry = entry

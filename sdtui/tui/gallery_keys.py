@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from functools import partial
+from typing import Any
 
 from rich.table import Table
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.containers import VerticalScroll
+from textual.markup import escape
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-from sdtui.tui.keys import KeyAction
+from sdtui.tui.keys import KeyAction, keys_for, scoped_bindings
 
 # Not priority bindings (but "/"): letters typed in the search field stay there.
 GALLERY_KEYS: tuple[KeyAction, ...] = (
@@ -63,11 +64,19 @@ DETAIL_KEYS: tuple[KeyAction, ...] = (
 )
 
 
-def bindings(keys: Iterable[KeyAction]) -> list[Binding]:
-    return [
-        Binding(k.key, k.action, k.description, show=k.show, priority=k.priority, id=k.action)
-        for k in keys
-    ]
+# Each table's scope: its bindings' ids are "gallery.remix", "detail.remix", so the
+# config's [keys.gallery] and [keys.detail] rebind that screen's keys only.
+SCOPES: dict[str, tuple[KeyAction, ...]] = {"gallery": GALLERY_KEYS, "detail": DETAIL_KEYS}
+
+
+def bindings(keys: tuple[KeyAction, ...]) -> list[Binding]:
+    scope = next(name for name, table in SCOPES.items() if table is keys)
+    return scoped_bindings(scope, keys)
+
+
+def bound_keys(app: Any, scope: str) -> dict[str, str]:
+    """action -> key(s) of one gallery screen as bound now (config rebinds included)."""
+    return keys_for(scope, SCOPES[scope], getattr(app, "keymap_now", {}))
 
 
 def _key_label(key: str) -> str:
@@ -98,13 +107,14 @@ class GalleryHelpScreen(ModalScreen[None]):
         table = Table(title="Gallery keys", expand=True, show_edge=False)
         table.add_column("Key", style="bold", no_wrap=True)
         table.add_column("Action")
+        keys = bound_keys(self.app, "gallery")
         for action in GALLERY_KEYS:
-            table.add_row(_key_label(action.key), action.help)
-        table.add_row("↑ ↓ pgup pgdn home end", "Move through the list (or the mouse wheel)")
-        table.add_row(
-            "In the large view",
-            "← → the images around it · f favourite · c copy · r remix · i img2img · x upscale",
-        )
+            table.add_row(_key_label(keys[action.action]), action.help)
+        table.add_row("↑ ↓ / j k, pgup pgdn home end", "Move through the list (or the mouse wheel)")
+        detail = bound_keys(self.app, "detail")
+        table.add_row("In the large view", "", style="bold")
+        for action in DETAIL_KEYS:
+            table.add_row(_key_label(detail[action.action]), action.help)
         with VerticalScroll():
             yield Static(table)
             yield Static("Escape closes.", markup=False)
@@ -114,8 +124,13 @@ class GalleryCommands(Provider):
     """The gallery actions in the command palette (ctrl+p) while the gallery is open."""
 
     def _commands(self) -> list[tuple[str, str, str]]:
+        keys = bound_keys(self.app, "gallery")
         return [
-            (f"Gallery: {k.description}", k.help, k.action)
+            (
+                f"Gallery: {k.description}",
+                escape(f"{k.help}  [{_key_label(keys[k.action])}]"),
+                k.action,
+            )
             for k in GALLERY_KEYS
             if k.action not in ("back", "help")
         ]

@@ -352,7 +352,12 @@ class GalleryScreen(Screen[None]):
         """Copy the A1111 parameters text (OSC 52 reaches the clipboard over SSH too)."""
         text = parameters_text(entry)
         self.app.copy_to_clipboard(text)
-        self.notify("Settings copied to the clipboard.", markup=False)
+        # OSC 52 has no reply: whether the terminal (or tmux) took it cannot be known.
+        self.notify(
+            "Settings sent to the clipboard (OSC 52); terminals that do not support it "
+            "drop it silently.",
+            markup=False,
+        )
         return text
 
     def action_copy(self) -> None:

@@ -9,7 +9,7 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-from sdtui.tui.keys import KEY_ACTIONS
+from sdtui.tui.keys import KEY_ACTIONS, LIST_KEYS
 
 
 class HelpScreen(ModalScreen[None]):
@@ -39,10 +39,8 @@ class HelpScreen(ModalScreen[None]):
         table.add_column("Action")
         for action in KEY_ACTIONS:
             table.add_row(self.keys.get(action.action, action.key), action.help)
-        table.add_row("ctrl+q", "Quit")
-        table.add_row("ctrl+p", "Command palette: every action, themes")
-        table.add_row("tab / shift+tab", "Move between fields")
-        table.add_row("enter / r, v", "In the history list: remix, variations")
+        for keys, what in LIST_KEYS:
+            table.add_row(keys, what)
         with VerticalScroll(id="help-body"):
             yield Static(table)
             yield Static(

@@ -96,6 +96,8 @@ class HistoryList(OptionList):
     BINDINGS = [
         Binding("enter,r", "app.remix", "Remix", show=True),
         Binding("v", "app.variations", "Variations", show=True),
+        Binding("j", "cursor_down", "Down", show=False),
+        Binding("k", "cursor_up", "Up", show=False),
     ]
 
     def __init__(self, **kwargs: Any) -> None:

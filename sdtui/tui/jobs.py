@@ -42,6 +42,8 @@ class JobQueue:
     def __init__(self) -> None:
         self._pending: deque[Job] = deque()
         self.running: Job | None = None
+        # A paused queue starts nothing new (a restored queue waits to be resumed).
+        self.paused = False
 
     def submit(self, job: Job) -> Job:
         self._pending.append(job)
@@ -50,6 +52,8 @@ class JobQueue:
     def start_next(self) -> Job | None:
         """The next job to run, or None while one is running or nothing waits."""
         if self.running is not None or not self._pending:
+            return None
+        if self.paused and not self._pending[0].is_load:
             return None
         self.running = self._pending.popleft()
         return self.running
@@ -70,6 +74,42 @@ class JobQueue:
         count = len(self._pending)
         self._pending.clear()
         return count
+
+    def remove(self, job_id: int) -> Job | None:
+        """Take one waiting job out of the queue; None when it is not waiting."""
+        for job in self._pending:
+            if job.id == job_id:
+                self._pending.remove(job)
+                return job
+        return None
+
+    def move(self, job_id: int, delta: int) -> bool:
+        """Move a waiting job `delta` places later (negative: earlier), never ahead of a
+        model load waiting in front. False when it cannot move."""
+        jobs = list(self._pending)
+        index = next((i for i, j in enumerate(jobs) if j.id == job_id), None)
+        if index is None:
+            return False
+        first = next((i for i, j in enumerate(jobs) if not j.is_load), len(jobs))
+        target = min(max(index + delta, first), len(jobs) - 1)
+        if target == index:
+            return False
+        jobs.insert(target, jobs.pop(index))
+        self._pending = deque(jobs)
+        return True
+
+    def take_all(self) -> list[Job]:
+        """Remove and return every waiting generation (model loads stay)."""
+        taken = [j for j in self._pending if not j.is_load]
+        self._pending = deque(j for j in self._pending if j.is_load)
+        return taken
+
+    def put_back(self, jobs: list[Job], at: int | None = None) -> None:
+        """Return jobs taken out (undo): at position `at` among the waiting ones,
+        or at the end."""
+        pending = list(self._pending)
+        where = len(pending) if at is None else min(max(at, 0), len(pending))
+        self._pending = deque(pending[:where] + jobs + pending[where:])
 
     @property
     def pending(self) -> list[Job]:

@@ -28,6 +28,7 @@ class ModelLoaded(Message):
     seconds: float
     notice: str = ""
     defaults: ModelDefaults | None = None  # what the form shows for this model
+    native_size: tuple[int, int] | None = None  # the size the model was trained at
 
 
 @dataclass
@@ -79,6 +80,9 @@ class JobFailed(Message):
     job_id: int
     error: str
     hint: str = ""
+    # The model that could not be loaded, when the job failed while loading it:
+    # the jobs queued behind it for the same model fail with it at once.
+    failed_model: str | None = None
 
 
 @dataclass

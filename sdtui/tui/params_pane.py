@@ -15,7 +15,7 @@ from textual.suggester import SuggestFromList
 from textual.widgets import Checkbox, Input, Label
 
 from sdtui.errors import ValidationError
-from sdtui.models import MODELS
+from sdtui.models import MODELS, resolve_model_name
 from sdtui.params import CFG_RANGE, MAX_SEED, STEPS_RANGE, GenerationRequest
 from sdtui.schedulers import DEFAULT_SCHEDULER, canonical_scheduler, scheduler_names
 from sdtui.tui.model_defaults import scheduler_choices
@@ -25,6 +25,19 @@ FIELDS = ("model", "scheduler", "steps", "cfg", "seed", "width", "height", "coun
 # img2img: the picture to start from (empty: text to image) and how much to repaint.
 IMAGE_FIELDS = ("init_image", "strength")
 
+RANDOM_SEEDS = ("", "-1")  # what the seed field holds for "a new one each time"
+
+
+class SeedLock(Checkbox):
+    """The seed lock, drawn [x] when on and [ ] when off (not by colour alone)."""
+
+    BUTTON_LEFT = "["
+    BUTTON_RIGHT = "]"
+
+    @property
+    def BUTTON_INNER(self) -> str:  # type: ignore[override]  # noqa: N802 (Textual's name)
+        return "x" if self.value else " "
+
 
 class ParamsPane(Grid):
     """A compact grid of labelled fields."""
@@ -32,6 +45,11 @@ class ParamsPane(Grid):
     def __init__(self, model: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._model = model
+        # Per field: changes made by the app whose Changed message has not arrived yet.
+        self._programmatic: dict[str, int] = {}
+        # The size last filled in for the model: while the fields still hold it, a
+        # change of model brings that model's own size.
+        self._auto_size: tuple[int, int] | None = native_size(model)
 
     def compose(self) -> ComposeResult:
         width, height = native_size(self._model)
@@ -39,6 +57,7 @@ class ParamsPane(Grid):
         yield Input(
             self._model,
             id="model",
+            classes="wide",
             suggester=SuggestFromList(list(MODELS), case_sensitive=False),
             tooltip="short name, hub id, folder or .safetensors file",
         )
@@ -46,6 +65,7 @@ class ParamsPane(Grid):
         yield Input(
             DEFAULT_SCHEDULER,
             id="scheduler",
+            classes="wide",
             suggester=SuggestFromList(scheduler_names(), case_sensitive=False),
         )
         yield Label("Steps")
@@ -53,9 +73,15 @@ class ParamsPane(Grid):
         yield Label("Guidance")
         yield Input("7", id="cfg", restrict=r"[0-9.]*")
         yield Label("Seed")
-        yield Input("", id="seed", placeholder="random", restrict=r"[0-9]*")
-        yield Label("")
-        yield Checkbox(_lock_label(False), id="seed_lock")
+        yield Input(
+            "",
+            id="seed",
+            placeholder="random",
+            restrict=r"-?[0-9]*",
+            tooltip="a number to reuse (typing one locks it); empty or -1: random",
+            classes="seed",
+        )
+        yield SeedLock("lock", id="seed_lock", tooltip="keep this seed (alt+l)")
         yield Label("Width")
         yield Input(str(width), id="width", restrict=r"[0-9]*")
         yield Label("Height")
@@ -77,9 +103,41 @@ class ParamsPane(Grid):
         return self.query_one(f"#{name}", Input).value.strip()
 
     def set_value(self, name: str, value: object) -> None:
-        self.query_one(f"#{name}", Input).value = str(value)
+        """Change a field as the app (the user's typing goes through Input itself)."""
+        field = self.query_one(f"#{name}", Input)
+        text = str(value)
+        if field.value != text:
+            self._programmatic[name] = self._programmatic.get(name, 0) + 1
+            field.value = text
         if name in ("width", "height"):
             self._update_shape()
+
+    def snapshot(self) -> tuple[dict[str, str], bool]:
+        """Each field's text as it stands, and the lock (for the session file)."""
+        return {name: self.query_one(f"#{name}", Input).value for name in FIELDS}, self.seed_locked
+
+    def restore(self, fields: dict[str, str], locked: bool) -> None:
+        """Put back a snapshot; unknown names are ignored."""
+        for name in FIELDS:
+            if name in fields:
+                self.set_value(name, fields[name])
+        if "width" in fields or "height" in fields:
+            self._auto_size = None  # chosen last time: kept
+        self.seed_locked = locked
+
+    def model_loaded(self, model: str, size: tuple[int, int]) -> None:
+        """The engine reports `model`'s native size: show it where the size fields
+        still hold the one filled in automatically."""
+        if self.value("model") == model:
+            self._follow_model_size(size)
+
+    def _follow_model_size(self, size: tuple[int, int]) -> None:
+        current = (_parse_int(self.value("width"), 0), _parse_int(self.value("height"), 0))
+        if self._auto_size is not None and current != self._auto_size:
+            return  # the user chose a size: keep it
+        self._auto_size = size
+        self.set_value("width", size[0])
+        self.set_value("height", size[1])
 
     @property
     def seed_locked(self) -> bool:
@@ -90,14 +148,18 @@ class ParamsPane(Grid):
         self.query_one("#seed_lock", Checkbox).value = value
 
     def read(self) -> dict[str, Any]:
-        """Request fields from the form. A locked seed must be a number;
-        an unlocked one is picked at random now so the queue shows it."""
+        """Request fields from the form. A locked seed is used as it is; an empty one,
+        -1, or any seed while unlocked is picked at random now so the queue shows it."""
         names = FIELDS + IMAGE_FIELDS
         fields: dict[str, Any] = {name: self.value(name) for name in names if name != "seed"}
         seed = self.value("seed")
-        if self.seed_locked:
-            if not seed:
-                raise ValidationError("seed", "is locked but empty; type a number or unlock it")
+        if self.seed_locked and not seed:
+            raise ValidationError(
+                "seed", "is locked but empty; type a number, -1 for random, or unlock it"
+            )
+        if self.seed_locked and seed != "-1":
+            if not seed.isdigit():
+                raise ValidationError("seed", f"must be a whole number, or -1 for random: {seed!r}")
             fields["seed"] = seed
         else:
             fields["seed"] = random.randint(0, MAX_SEED)
@@ -112,6 +174,7 @@ class ParamsPane(Grid):
             if name in ("seed", "init_image"):
                 value = "" if value is None else value
             self.set_value(name, value)
+        self._auto_size = None  # the request's size was chosen
         self.seed_locked = request.seed is not None
 
     # -- keyboard tweaks -----------------------------------------------------
@@ -162,21 +225,27 @@ class ParamsPane(Grid):
         self.set_value("height", height)
         return width, height
 
-    def on_checkbox_changed(self, event: Checkbox.Changed) -> None:
-        event.checkbox.label = _lock_label(event.value)
-
     def on_input_changed(self, event: Input.Changed) -> None:
-        if event.input.id in ("width", "height"):
+        name = event.input.id or ""
+        by_app = self._programmatic.get(name, 0) > 0
+        if by_app:
+            self._programmatic[name] -= 1
+        if name in ("width", "height"):
             self._update_shape()
+        if by_app:
+            return
+        if name == "seed":
+            # Typing a seed means "this one"; -1 or clearing it means random again.
+            self.seed_locked = event.value.strip() not in RANDOM_SEEDS
+        elif name == "model":
+            entry = resolve_model_name(event.value.strip()).entry if event.value.strip() else None
+            if entry is not None:
+                self._follow_model_size(entry.native_size)
 
     def _update_shape(self) -> None:
         width, height = _parse_int(self.value("width"), 0), _parse_int(self.value("height"), 0)
         text = shape_name(width, height) if width and height else ""
         self.query_one("#shape", Label).update(text)
-
-
-def _lock_label(locked: bool) -> str:
-    return "locked" if locked else "new each time"
 
 
 def _parse_int(text: str, default: int) -> int:

@@ -57,4 +57,7 @@ class PreviewPane(Vertical):
         """Show a PIL image or an image file path; the caption is shown literally."""
         self.source = image
         self.query_one("#image").image = _in_memory(image)
+        self.set_caption(caption)
+
+    def set_caption(self, caption: str) -> None:
         self.query_one("#caption", Static).update(Text(caption, no_wrap=True, overflow="ellipsis"))

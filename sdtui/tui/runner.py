@@ -10,13 +10,14 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from textual.message import Message
 
 from sdtui.config import Settings
 from sdtui.errors import GenerationCancelled, SaveError, SdtuiError
-from sdtui.results import GeneratedImage, GenerationResult
+from sdtui.params import GenerationRequest
+from sdtui.results import CancelToken, GeneratedImage, GenerationResult, StepProgress
 from sdtui.tui.jobs import Job
 from sdtui.tui.messages import (
     ImageReady,
@@ -34,6 +35,21 @@ log = logging.getLogger(__name__)
 
 Post = Callable[[Message], Any]
 Unsaved = tuple[GeneratedImage, GenerationResult]
+
+
+class EngineClient(Protocol):
+    """The two engine calls the runner makes: the one seam between the app and
+    the engine, so one running in another process can stand in for it."""
+
+    def load(self, model: str, on_status: Callable[[str], Any] | None = None) -> Any: ...
+
+    def generate(
+        self,
+        request: GenerationRequest,
+        on_progress: Callable[[StepProgress], Any] | None = None,
+        cancel: CancelToken | None = None,
+        on_image: Callable[[GeneratedImage], Any] | None = None,
+    ) -> GenerationResult: ...
 
 
 def default_engine_factory(
@@ -61,6 +77,14 @@ def default_gallery_factory(settings: Settings) -> Any:
     from sdtui.gallery import Gallery
 
     return Gallery(settings.gallery)
+
+
+def _size(value: Any) -> tuple[int, int] | None:
+    try:
+        width, height = value
+        return int(width), int(height)
+    except (TypeError, ValueError):
+        return None
 
 
 class Lazy:
@@ -92,29 +116,38 @@ class JobRunner:
         self.loaded_defaults: Any = None  # that model's ModelDefaults, to fit requests to it
         self._unsaved: list[Unsaved] = []
         self._unsaved_lock = threading.Lock()
+        self.saving = threading.Lock()  # held while PNGs are written
+
+    def client(self) -> EngineClient:
+        """The engine, built on first use."""
+        return self.engine.get()
 
     def run(self, job: Job, post: Post) -> None:
+        loading = False
         try:
             # A value still equal to the previous model's default follows the new model.
             previous = self.loaded_defaults
             if job.is_load or job.model != self.loaded_model:
+                loading = True
                 self._load(job, post)
+                loading = False
             if job.request is not None:
                 self._generate(job, post, previous)
         except GenerationCancelled:
             post(JobCancelled(job.id))
         except SdtuiError as exc:
             log.warning("job %s failed: %s", job.id, exc, exc_info=exc.__cause__ is not None)
-            post(JobFailed(job.id, exc.message, exc.hint))
+            post(JobFailed(job.id, exc.message, exc.hint, job.model if loading else None))
         except Exception as exc:  # anything else is shown, and the app goes on
             log.exception("job %s failed", job.id)
-            post(JobFailed(job.id, f"{type(exc).__name__}: {exc}"))
+            error = f"{type(exc).__name__}: {exc}"
+            post(JobFailed(job.id, error, "", job.model if loading else None))
         finally:
             post(JobFinished(job.id))
 
     def _load(self, job: Job, post: Post) -> None:
         post(JobStatus(job.id, f"loading {job.model}…"))
-        engine = self.engine.get()
+        engine = self.client()
         started = time.monotonic()
         self.loaded_model = None
         loaded = engine.load(job.model, on_status=lambda text: post(JobStatus(job.id, str(text))))
@@ -129,6 +162,7 @@ class JobRunner:
                 float(getattr(loaded, "load_seconds", time.monotonic() - started)),
                 str(getattr(loaded, "notice", "") or ""),
                 getattr(loaded, "defaults", None),
+                _size(getattr(loaded, "native_size", None)),
             )
         )
 
@@ -136,7 +170,7 @@ class JobRunner:
         assert job.request is not None
         started = time.monotonic()
         request = self._fit(job, post, previous)
-        result = self.engine.get().generate(
+        result = self.client().generate(
             request,
             on_progress=lambda p: post(JobProgress(job.id, p)),
             cancel=job.cancel,
@@ -181,6 +215,10 @@ class JobRunner:
     def save(self, items: list[Unsaved]) -> tuple[list[Any], SdtuiError | None]:
         """Save each image; those that fail are kept for `retry_saves`. Returns the
         entries written and the last failure (None when all were saved)."""
+        with self.saving:
+            return self._save(items)
+
+    def _save(self, items: list[Unsaved]) -> tuple[list[Any], SdtuiError | None]:
         entries: list[Any] = []
         error: SdtuiError | None = None
         kept: list[Unsaved] = []

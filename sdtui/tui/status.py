@@ -36,6 +36,7 @@ class StatusPanel(Vertical):
         self.gallery = gallery
         self.state = "starting"
         self.queue_length = 0
+        self.queue_paused = False
 
     def compose(self) -> ComposeResult:
         yield Static(id="status-line")
@@ -51,8 +52,10 @@ class StatusPanel(Vertical):
         line = Text()
         line.append(f"{self.model}", style="bold")
         line.append(f" on {self.device}  ·  {self.state}  ·  ")
+        paused = " (paused)" if self.queue_paused else ""
         line.append(
-            f"queue: {self.queue_length} waiting", style="bold" if self.queue_length else ""
+            f"queue: {self.queue_length} waiting{paused}",
+            style="bold" if self.queue_length else "",
         )
         line.append(f"  ·  gallery: {self.gallery}", style="dim")
         self.query_one("#status-line", Static).update(line)
@@ -65,8 +68,9 @@ class StatusPanel(Vertical):
         self.model, self.device = model, device
         self.refresh_line()
 
-    def set_queue(self, length: int) -> None:
+    def set_queue(self, length: int, paused: bool = False) -> None:
         self.queue_length = length
+        self.queue_paused = paused
         self.refresh_line()
 
     def show_progress(self, progress: StepProgress) -> None:
