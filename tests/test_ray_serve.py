@@ -10,7 +10,11 @@ from __future__ import annotations
 import base64
 import io
 import json
+import signal
+import subprocess
+import sys
 
+import httpx
 import pytest
 from PIL import Image as PILImage
 from ray_helpers import REPLICAS, make_ray_app
@@ -145,3 +149,44 @@ def test_the_dispatchers_match_the_replicas(ray_deployment):
         assert queue.loaded_model() is not None and queue.loaded_model().family == "sd1"
     finally:
         queue.close()
+
+
+def test_sdtui_serve_ray_on_an_existing_cluster_serves_and_stops_cleanly(
+    ray_deployment, demo_model_dir
+):
+    """The real command against this Ray (`--ray-address`); it takes the deployment over,
+    so it runs last."""
+    import ray
+    from ray import serve
+
+    address = ray.get_runtime_context().gcs_address
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sdtui", "serve", "--ray", "--ray-address", address,
+         "--replicas", "1", "--ray-gpus-per-replica", "0", "--model", str(demo_model_dir),
+         "--device", "cpu", "--dtype", "fp32", "--port", "0"],
+        stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+    )
+    lines: list[str] = []
+    try:
+        for line in proc.stderr:
+            lines.append(line)
+            if "listening on" in line:
+                break
+        url = lines[-1].split()[-1]
+        assert url.startswith("http://127.0.0.1:"), "".join(lines)
+        answer = httpx.post(f"{url}/sdapi/v1/txt2img", timeout=120,
+                            json={"prompt": "x", "steps": 2, "width": 64, "height": 64})
+        assert answer.status_code == 200, answer.text
+        assert json.loads(answer.json()["info"])["worker"]
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 0
+        lines += proc.stderr.readlines()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(30)
+    text = "".join(lines)
+    assert "connecting to the Ray cluster" in text and "stopped" in text
+    # It removed its deployment and left the cluster (and its Serve) running.
+    assert "sdtui" not in serve.status().applications
+    assert ray.is_initialized() and ray.cluster_resources().get("CPU") == 2

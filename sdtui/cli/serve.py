@@ -13,11 +13,14 @@ import importlib.util
 import socket
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sdtui.cli import common
 from sdtui.engine import performance
 from sdtui.errors import SdtuiError, ValidationError
+
+if TYPE_CHECKING:
+    from sdtui.server.ray_backend import RaySettings
 
 
 class RayMissingError(SdtuiError):
@@ -111,10 +114,7 @@ def run(args: argparse.Namespace) -> int:
     ray_only = ("ray_address", "replicas", "min_replicas", "max_replicas")
     if not args.ray and any(getattr(args, name) is not None for name in ray_only):
         raise ValidationError("ray", "--ray-address and --replicas need --ray")
-    if args.ray and importlib.util.find_spec("ray") is None:
-        raise RayMissingError(
-            "--ray needs Ray Serve, which is not installed", "pip install 'sdtui[ray]'"
-        )
+    ray_settings = _ray_settings(args) if args.ray else None
     settings = common.settings_from_args(args)
     options = performance.performance_from_settings(settings, args)
     token = _token(args)
@@ -122,8 +122,8 @@ def run(args: argparse.Namespace) -> int:
 
     sock = listen(args.host, args.port)  # a port in use fails before the model loads
     _quiet_libraries()
-    if args.ray:
-        return _run_on_ray(args, settings, options, token, sock)
+    if ray_settings is not None:
+        return _run_on_ray(args, ray_settings, settings, options, token, sock)
     from sdtui.engine import Engine
     from sdtui.server.common import ServerConfig
     from sdtui.server.run import serve
@@ -154,22 +154,37 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_on_ray(
-    args: argparse.Namespace, settings: Any, options: Any, token: str | None, sock: socket.socket
-) -> int:
-    """The same server, its jobs run by the replicas of a Ray Serve deployment."""
-    from sdtui.server.common import ServerConfig
-    from sdtui.server.ray_backend import RayDeployment, RaySettings
-    from sdtui.server.ray_replica import EngineOptions
-    from sdtui.server.run import serve
+def _ray_settings(args: argparse.Namespace) -> RaySettings:
+    """The Ray flags, checked before anything starts (exit 2 on a bad count)."""
+    if importlib.util.find_spec("ray") is None:
+        raise RayMissingError(
+            "--ray needs Ray Serve, which is not installed", "pip install 'sdtui[ray]'"
+        )
+    from sdtui.server.ray_backend import RaySettings
 
-    ray_settings = RaySettings(
+    return RaySettings(
         address=args.ray_address,
         replicas=args.replicas,
         min_replicas=args.min_replicas,
         max_replicas=args.max_replicas,
         gpus_per_replica=args.ray_gpus_per_replica,
     )
+
+
+def _run_on_ray(
+    args: argparse.Namespace,
+    ray_settings: RaySettings,
+    settings: Any,
+    options: Any,
+    token: str | None,
+    sock: socket.socket,
+) -> int:
+    """The same server, its jobs run by the replicas of a Ray Serve deployment."""
+    from sdtui.server.common import ServerConfig
+    from sdtui.server.ray_backend import RayDeployment
+    from sdtui.server.ray_replica import EngineOptions
+    from sdtui.server.run import serve
+
     engine = EngineOptions(
         device=settings.device,
         dtype=settings.dtype,

@@ -63,26 +63,32 @@ class RaySettings:
     local_cpus: int | None = None
     temp_dir: str | None = None
 
-    def scaling(self, gpus_in_cluster: float) -> tuple[int, int]:
-        """(min, max) replicas; a fixed count is min == max. Raises ValidationError."""
+    def __post_init__(self) -> None:
+        """Bad counts are refused before Ray starts."""
         if self.replicas is not None and (
             self.min_replicas is not None or self.max_replicas is not None
         ):
             raise ValidationError("replicas", "give --replicas or --min/--max-replicas, not both")
+        for name in ("replicas", "min_replicas", "max_replicas"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValidationError(name.replace("_", "-"), f"must be at least 1, got {value}")
+        if self.min_replicas and self.max_replicas and self.max_replicas < self.min_replicas:
+            raise ValidationError(
+                "max-replicas", f"is {self.max_replicas}, below --min-replicas {self.min_replicas}"
+            )
+        if self.gpus_per_replica < 0 or self.cpus_per_replica < 0:
+            raise ValidationError("ray-gpus-per-replica", "must not be negative")
+
+    def scaling(self, gpus_in_cluster: float) -> tuple[int, int]:
+        """(min, max) replicas; a fixed count is min == max. Unset: one replica per GPU."""
         if self.replicas is not None:
-            low = high = self.replicas
-        else:
-            # One replica per GPU unless told otherwise.
-            per_gpu = int(gpus_in_cluster // self.gpus_per_replica) if self.gpus_per_replica else 1
-            low = self.min_replicas if self.min_replicas is not None else 1
-            high = self.max_replicas if self.max_replicas is not None else max(low, per_gpu, 1)
-            if self.min_replicas is None and self.max_replicas is None:
-                low = high
-        if low < 1:
-            raise ValidationError("replicas", f"must be at least 1, got {low}")
-        if high < low:
-            raise ValidationError("max-replicas", f"is {high}, below --min-replicas {low}")
-        return low, high
+            return self.replicas, self.replicas
+        per_gpu = int(gpus_in_cluster // self.gpus_per_replica) if self.gpus_per_replica else 1
+        if self.min_replicas is None and self.max_replicas is None:
+            return max(1, per_gpu), max(1, per_gpu)
+        low = self.min_replicas or 1
+        return low, self.max_replicas or max(low, per_gpu)
 
 
 class RayJobQueue(JobQueue):
