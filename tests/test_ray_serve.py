@@ -162,7 +162,7 @@ def test_sdtui_serve_ray_on_an_existing_cluster_serves_and_stops_cleanly(
     address = ray.get_runtime_context().gcs_address
     proc = subprocess.Popen(
         [sys.executable, "-m", "sdtui", "serve", "--ray", "--ray-address", address,
-         "--replicas", "1", "--ray-gpus-per-replica", "0", "--model", str(demo_model_dir),
+         "--min-replicas", "1", "--max-replicas", "2", "--ray-gpus-per-replica", "0", "--model", str(demo_model_dir),
          "--device", "cpu", "--dtype", "fp32", "--port", "0"],
         stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
     )
@@ -187,6 +187,7 @@ def test_sdtui_serve_ray_on_an_existing_cluster_serves_and_stops_cleanly(
             proc.wait(30)
     text = "".join(lines)
     assert "connecting to the Ray cluster" in text and "stopped" in text
+    assert "with 1 to 2 replica(s)" in text  # autoscaled between the two
     # It removed its deployment and left the cluster (and its Serve) running.
     assert "sdtui" not in serve.status().applications
     assert ray.is_initialized() and ray.cluster_resources().get("CPU") == 2

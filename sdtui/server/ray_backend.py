@@ -23,7 +23,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import ray
 from ray import serve
@@ -134,9 +134,11 @@ class RayJobQueue(JobQueue):
 
     def _attempt(self, job: _Job) -> str:
         """Run the job once; "" when it ended (done or failed), else why the replica was lost."""
-        response: DeploymentResponseGenerator = self.handle.options(
-            stream=True, multiplexed_model_id=job.request.model
-        ).run.remote(job.request)
+        response = cast(
+            "DeploymentResponseGenerator",
+            self.handle.options(stream=True, multiplexed_model_id=job.request.model)
+            .run.remote(job.request),
+        )
         stop = threading.Event()
         watcher = threading.Thread(
             target=self._cancel_when_asked, args=(job, response, stop), daemon=True
@@ -250,7 +252,7 @@ class RayDeployment:
                 }
             }
         )
-        deployment = serve.deployment(EngineReplica).options(
+        deployment = serve.deployment(
             name=DEPLOYMENT_NAME,
             max_ongoing_requests=1,
             ray_actor_options={
@@ -260,7 +262,7 @@ class RayDeployment:
             health_check_period_s=5,
             graceful_shutdown_timeout_s=30,
             **scaling,
-        )
+        )(EngineReplica)
         on_status(
             f"deploying {low} replica(s)" + (f", up to {high}" if high > low else "")
         )
@@ -272,7 +274,12 @@ class RayDeployment:
         # Warm every first replica, so the first jobs do not wait for a load.
         warm = self.handle.options(multiplexed_model_id=self.model)
         answers = [warm.describe.remote() for _ in range(low)]
-        self.loaded = next(iter([answer.result() for answer in answers]), None)
+        try:
+            self.loaded = [answer.result() for answer in answers][0]
+        except RayTaskError as exc:  # the replica's own error, e.g. a model that is not there
+            if isinstance(exc.cause, SdtuiError):
+                raise exc.cause from None
+            raise
 
     def queue(self, **limits: Any) -> RayJobQueue:
         """The job queue for the HTTP app; one dispatcher per replica there may be."""

@@ -399,10 +399,23 @@ class EngineService(JobQueue):
     its PNG's `sdtui` chunk): which replica made it, when there are several.
     """
 
-    def __init__(self, engine: EngineLike, *, worker: str = "", **limits: Any) -> None:
+    def __init__(
+        self,
+        engine: EngineLike,
+        *,
+        models: Sequence[str] = (),
+        max_queue: int = 64,
+        max_per_owner: int = 16,
+        keep_seconds: float = 600.0,
+        keep_jobs: int = 1000,
+        worker: str = "",
+    ) -> None:
         self.engine = engine
         self.worker = worker
-        super().__init__(**limits)
+        super().__init__(
+            models=models, max_queue=max_queue, max_per_owner=max_per_owner,
+            keep_seconds=keep_seconds, keep_jobs=keep_jobs,
+        )
 
     def loaded_model(self) -> LoadedModel | None:
         return getattr(self.engine, "loaded", None)
