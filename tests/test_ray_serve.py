@@ -68,11 +68,14 @@ def test_jobs_spread_over_both_replicas_and_each_image_names_its_replica(app):
         for seed in (1, 2)
         for client in clients
     ]
-    images = [
-        e for client, job in jobs for e in read_events(client, job) if isinstance(e, Image)
-    ]
+    events = [e for client, job in jobs for e in read_events(client, job)]
+    images = [e for e in events if isinstance(e, Image)]
     workers = {image.info["worker"] for image in images}
     assert len(images) == 4 and len(workers) == REPLICAS
+    # Progress with previews came back from the replicas.
+    steps = [e for e in events if isinstance(e, Step)]
+    assert len(steps) == 4 * 6
+    assert all(any(e.preview_png for e in steps if e.job == job) for _, job in jobs)
     # The PNG's sdtui chunk names the replica too.
     for image in images:
         record = json.loads(PILImage.open(io.BytesIO(image.png)).text["sdtui"])
@@ -162,8 +165,8 @@ def test_sdtui_serve_ray_on_an_existing_cluster_serves_and_stops_cleanly(
     address = ray.get_runtime_context().gcs_address
     proc = subprocess.Popen(
         [sys.executable, "-m", "sdtui", "serve", "--ray", "--ray-address", address,
-         "--min-replicas", "1", "--max-replicas", "2", "--ray-gpus-per-replica", "0", "--model", str(demo_model_dir),
-         "--device", "cpu", "--dtype", "fp32", "--port", "0"],
+         "--min-replicas", "1", "--max-replicas", "2", "--ray-gpus-per-replica", "0",
+         "--model", str(demo_model_dir), "--device", "cpu", "--dtype", "fp32", "--port", "0"],
         stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
     )
     lines: list[str] = []
