@@ -84,7 +84,8 @@ class EngineReplica:
     async def run(self, request: GenerationRequest) -> AsyncIterator[str | Event]:
         """The replica's name, then every event of the job (job ids are this replica's)."""
         yield self.worker
-        service = (await self._engine_for(request.model)).service
+        loaded = await self._engine_for(request.model)  # held: unloading closes its queue
+        service = loaded.service
         job = service.submit(request)
         after, finished = 0, False
         try:
