@@ -150,6 +150,8 @@ class RayJobQueue(JobQueue):
                 if isinstance(item, str):
                     worker = item
                     with self._cond:
+                        # Forget the jobs the queue has forgotten (expired).
+                        self._workers = {k: v for k, v in self._workers.items() if k in self._jobs}
                         self._workers[job.id] = worker
                     self._emit(job, Loading(job.id, f"running on {worker}"))
                 elif isinstance(item, Done):
