@@ -24,8 +24,8 @@ def test_without_ray_installed_it_says_how_to_install_it(monkeypatch, capsys):
 @pytest.mark.parametrize(
     ("flags", "words"),
     [
-        (["--replicas", "2"], "need --ray"),
-        (["--ray-address", "auto"], "need --ray"),
+        (["--replicas", "2"], "--replicas: needs --ray"),
+        (["--ray-address", "auto"], "--ray-address: needs --ray"),
         (["--ray", "--replicas", "2", "--min-replicas", "1"], "not both"),
         (["--ray", "--replicas", "0"], "at least 1"),
         (["--ray", "--min-replicas", "3", "--max-replicas", "2"], "below --min-replicas 3"),

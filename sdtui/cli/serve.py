@@ -112,8 +112,9 @@ def run(args: argparse.Namespace) -> int:
         if getattr(args, name) < 1:
             raise ValidationError(name.replace("_", "-"), "must be at least 1")
     ray_only = ("ray_address", "replicas", "min_replicas", "max_replicas")
-    if not args.ray and any(getattr(args, name) is not None for name in ray_only):
-        raise ValidationError("ray", "--ray-address and --replicas need --ray")
+    given = [name for name in ray_only if getattr(args, name) is not None]
+    if given and not args.ray:
+        raise ValidationError("--" + given[0].replace("_", "-"), "needs --ray")
     ray_settings = _ray_settings(args) if args.ray else None
     settings = common.settings_from_args(args)
     options = performance.performance_from_settings(settings, args)
