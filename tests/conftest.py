@@ -12,6 +12,7 @@ os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
+from ray_helpers import ray_deployment  # noqa: E402, F401  (the `ray` tests' Ray)
 
 
 @pytest.fixture(scope="session")

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from ray_helpers import app_for, backend_params
 from server_helpers import TOKEN, client_for, demo_request, make_app, pixels, read_events
 
 from sdtui.engine import Engine
@@ -20,9 +21,10 @@ def engine(demo_model_dir: Path) -> Engine:
     return engine
 
 
-@pytest.fixture
-def app(engine, demo_model_dir):
-    app = make_app(engine, demo_model_dir)
+@pytest.fixture(params=backend_params())
+def app(request, engine, demo_model_dir):
+    """The server over the in-process engine, and over the Ray deployment."""
+    app = app_for(request, engine, demo_model_dir)
     yield app
     app.state.service.close(timeout=30)
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from PIL import Image as PILImage
+from ray_helpers import app_for, backend_params
 from server_helpers import (
     TOKEN,
     allow_inference_client,
@@ -31,9 +32,10 @@ def engine(demo_model_dir: Path) -> Engine:
     return engine
 
 
-@pytest.fixture
-def app(engine, demo_model_dir):
-    app = make_app(engine, demo_model_dir)
+@pytest.fixture(params=backend_params())
+def app(request, engine, demo_model_dir):
+    """The server over the in-process engine, and over the Ray deployment."""
+    app = app_for(request, engine, demo_model_dir)
     yield app
     app.state.service.close(timeout=30)
 

@@ -102,6 +102,7 @@ def request_from_payload(request: Request, payload: Any) -> GenerationRequest:
 def _info(generation: GenerationRequest, images: list[Image], payload: dict[str, Any]) -> str:
     seeds = [image.seed for image in images]
     count = max(1, len(images))
+    worker = images[0].info.get("worker") if images else None
     return json.dumps(
         {
             "prompt": generation.prompt,
@@ -136,6 +137,8 @@ def _info(generation: GenerationRequest, images: list[Image], payload: dict[str,
             "clip_skip": 1,
             "is_using_inpainting_conditioning": False,
             "version": f"sdtui {__version__}",
+            # Which replica made the images, when a Ray deployment serves them.
+            **({"worker": worker} if worker else {}),
         },
         ensure_ascii=False,
     )

@@ -6,11 +6,12 @@ from starlette.applications import Starlette
 
 from sdtui.server import a1111, hf, own_api
 from sdtui.server.common import EXCEPTION_HANDLERS, ServerConfig
-from sdtui.service import EngineService
+from sdtui.service.service import JobQueue
 
 
-def create_app(service: EngineService, config: ServerConfig) -> Starlette:
-    """The app over a running service; closing the service is the caller's job."""
+def create_app(service: JobQueue, config: ServerConfig) -> Starlette:
+    """The app over a running service (an `EngineService`, or the Ray backend's queue);
+    closing the service is the caller's job."""
     app = Starlette(
         routes=[*own_api.ROUTES, *a1111.ROUTES, *hf.ROUTES],
         exception_handlers=EXCEPTION_HANDLERS,

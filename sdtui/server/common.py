@@ -14,8 +14,8 @@ from starlette.responses import JSONResponse
 
 from sdtui.errors import ValidationError
 from sdtui.server.auth import CLIENT_HEADER, owner_of, token_matches
-from sdtui.service import EngineService, Event, JobNotFoundError, QueueFullError
-from sdtui.service.service import ServiceClosedError
+from sdtui.service import Event, JobNotFoundError, QueueFullError
+from sdtui.service.service import JobQueue, ServiceClosedError
 
 WAIT_SECONDS = 5.0  # a waiting request wakes this often (keep-alives, disconnect checks)
 
@@ -77,7 +77,7 @@ EXCEPTION_HANDLERS: dict[Any, Callable[..., Any]] = {
 }
 
 
-def service_of(request: Request) -> EngineService:
+def service_of(request: Request) -> JobQueue:
     return request.app.state.service
 
 
@@ -147,7 +147,7 @@ def served_model(request: Request, asked: Any) -> str:
     raise ValidationError("model", f"this server serves only {model_title(config.model)!r}")
 
 
-async def wait_for_end(service: EngineService, job_id: str, owner: str) -> list[Event]:
+async def wait_for_end(service: JobQueue, job_id: str, owner: str) -> list[Event]:
     """Every event of a job, waiting (off the event loop) until it has finished."""
     events: list[Event] = []
     while True:

@@ -75,7 +75,7 @@ async def health(request: Request) -> JSONResponse:
 
 async def models(request: Request) -> JSONResponse:
     check_auth(request)
-    loaded = getattr(service_of(request).engine, "loaded", None)
+    loaded = service_of(request).loaded_model()
     model = config_of(request).model
     entry = {
         "name": model_title(model),  # a name, never where it lies on the server

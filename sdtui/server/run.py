@@ -13,7 +13,7 @@ import uvicorn
 from sdtui.errors import SdtuiError
 from sdtui.server.app import create_app
 from sdtui.server.common import ServerConfig
-from sdtui.service import EngineService
+from sdtui.service.service import JobQueue
 
 
 def listen(host: str, port: int) -> socket.socket:
@@ -41,7 +41,7 @@ def url_of(sock: socket.socket) -> str:
 class _Server(uvicorn.Server):
     """Stops the engine first on a signal, so open event streams end and the server can close."""
 
-    def __init__(self, config: uvicorn.Config, service: EngineService | None) -> None:
+    def __init__(self, config: uvicorn.Config, service: JobQueue | None) -> None:
         super().__init__(config)
         self.service = service
 
@@ -53,7 +53,7 @@ class _Server(uvicorn.Server):
 
 
 def make_server(
-    app: Any, service: EngineService | None, log_level: str = "warning"
+    app: Any, service: JobQueue | None, log_level: str = "warning"
 ) -> uvicorn.Server:
     uv_config = uvicorn.Config(
         app,
@@ -67,7 +67,7 @@ def make_server(
 
 
 def serve(
-    service: EngineService,
+    service: JobQueue,
     config: ServerConfig,
     sock: socket.socket,
     on_ready: Callable[[str], None] | None = None,
@@ -90,7 +90,7 @@ def serve(
 class ServerThread:
     """An app served on a background thread (tests and benchmarks on loopback)."""
 
-    def __init__(self, app: Any, service: EngineService | None = None, host: str = "127.0.0.1"):
+    def __init__(self, app: Any, service: JobQueue | None = None, host: str = "127.0.0.1"):
         self.sock = listen(host, 0)
         self.url = url_of(self.sock)
         self.server = make_server(app, service)

@@ -16,6 +16,7 @@ from sdtui.service.service import (
     EngineService,
     JobInfo,
     JobNotFoundError,
+    JobQueue,
     QueueFullError,
     ServiceClosedError,
 )
@@ -30,6 +31,7 @@ __all__ = [
     "InProcessClient",
     "JobInfo",
     "JobNotFoundError",
+    "JobQueue",
     "Loading",
     "QueueFullError",
     "Queued",

@@ -5,6 +5,10 @@ through this class. Jobs wait in one queue per owner and the worker takes them
 round-robin between owners, oldest first within each, so one client's long
 batch cannot starve the others. Finished jobs keep their events for
 `keep_seconds` so a client that lost its connection can read them again.
+
+`JobQueue` is that queue without the engine: `EngineService` runs its jobs on
+an engine in this process, `sdtui serve --ray` on the replicas of a Ray Serve
+deployment (sdtui/server/ray_backend.py).
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sdtui.errors import GenerationCancelled, OutOfMemoryError, SdtuiError, ValidationError
 from sdtui.params import GenerationRequest
@@ -31,6 +35,9 @@ from sdtui.service.events import (
     Queued,
     Step,
 )
+
+if TYPE_CHECKING:
+    from sdtui.engine.engine import LoadedModel
 
 log = logging.getLogger(__name__)
 
@@ -146,20 +153,19 @@ def _failure(exc: BaseException, closing: bool) -> Failed:
     return Failed("", f"unexpected error: {type(exc).__name__}: {text}", "error")
 
 
-class EngineService:
-    """Owns one engine; takes jobs from many owners and runs them one at a time."""
+class JobQueue:
+    """Takes jobs from many owners and runs them, `workers` at a time, with `_run`."""
 
     def __init__(
         self,
-        engine: EngineLike,
         *,
         models: Sequence[str] = (),
         max_queue: int = 64,
         max_per_owner: int = 16,
         keep_seconds: float = 600.0,
         keep_jobs: int = 1000,
+        workers: int = 1,
     ) -> None:
-        self.engine = engine
         # When set, the only models a request may name (what the server was started with).
         self.models = tuple(models)
         self.max_queue = max_queue
@@ -169,11 +175,15 @@ class EngineService:
         self._cond = threading.Condition()
         self._jobs: dict[str, _Job] = {}
         self._pending: OrderedDict[str, deque[_Job]] = OrderedDict()  # owner -> jobs, in turn
-        self._running: _Job | None = None
+        self._running: list[_Job] = []
         self._closing = False
         self._durations: deque[float] = deque(maxlen=20)
-        self._thread = threading.Thread(target=self._work, name="sdtui-engine", daemon=True)
-        self._thread.start()
+        self._threads = [
+            threading.Thread(target=self._work, name=f"sdtui-engine-{n}", daemon=True)
+            for n in range(max(1, workers))
+        ]
+        for thread in self._threads:
+            thread.start()
 
     # -- submitting and watching ------------------------------------------------
 
@@ -254,14 +264,18 @@ class EngineService:
         with self._cond:
             return {
                 "queued": sum(len(jobs) for jobs in self._pending.values()),
-                "running": self._running is not None,
+                "running": bool(self._running),
                 "closing": self._closing,
             }
 
     def running_job(self, owner: str) -> JobInfo | None:
         with self._cond:
-            job = self._running
-            return job.info() if job is not None and job.owner == owner else None
+            job = next((j for j in self._running if j.owner == owner), None)
+            return job.info() if job is not None else None
+
+    def loaded_model(self) -> LoadedModel | None:
+        """What the engine has loaded (None before the first load)."""
+        return None
 
     def last_step(self, job_id: str, owner: str) -> Step | None:
         """The newest step event of a job (for progress polls)."""
@@ -282,10 +296,12 @@ class EngineService:
                         job, Failed(job.id, "the server is shutting down", "shutdown")
                     )
             self._pending.clear()
-            if self._running is not None:
-                self._running.cancel.cancel()
+            for job in self._running:
+                job.cancel.cancel()
             self._cond.notify_all()
-        self._thread.join(timeout)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
 
     # -- inside ------------------------------------------------------------------
 
@@ -352,7 +368,7 @@ class EngineService:
                 self._pending[owner] = jobs
             job.state, job.position = "running", 0
             job.events.append(Queued(job.id, 0))
-            self._running = job
+            self._running.append(job)
             self._update_positions()
             self._cond.notify_all()
             return job
@@ -367,9 +383,42 @@ class EngineService:
                 self._run(job)
             finally:
                 with self._cond:
-                    self._running = None
+                    self._running.remove(job)
                     self._durations.append(time.monotonic() - started)
                     self._cond.notify_all()
+
+    def _run(self, job: _Job) -> None:
+        """Run one job to its end, appending its events (with `_emit`, `_finish`)."""
+        raise NotImplementedError
+
+
+class EngineService(JobQueue):
+    """Owns one engine; takes jobs from many owners and runs them one at a time.
+
+    `worker`, when given, names this engine in every image's info (and so in
+    its PNG's `sdtui` chunk): which replica made it, when there are several.
+    """
+
+    def __init__(
+        self,
+        engine: EngineLike,
+        *,
+        models: Sequence[str] = (),
+        max_queue: int = 64,
+        max_per_owner: int = 16,
+        keep_seconds: float = 600.0,
+        keep_jobs: int = 1000,
+        worker: str = "",
+    ) -> None:
+        self.engine = engine
+        self.worker = worker
+        super().__init__(
+            models=models, max_queue=max_queue, max_per_owner=max_per_owner,
+            keep_seconds=keep_seconds, keep_jobs=keep_jobs,
+        )
+
+    def loaded_model(self) -> LoadedModel | None:
+        return getattr(self.engine, "loaded", None)
 
     def _run(self, job: _Job) -> None:
         from sdtui.gallery.metadata import png_info
@@ -402,7 +451,8 @@ class EngineService:
                 # The load is part of the first image's time only.
                 load_seconds=getattr(loaded, "load_seconds", 0.0) if generated.index == 0 else 0.0,
                 generate_seconds=seconds,
-                info={"family": getattr(loaded, "family", "")},
+                info={"family": getattr(loaded, "family", "")}
+                | ({"worker": self.worker} if self.worker else {}),
             )
             png = encode_png(generated.image, png_info(generated, result))
             self._emit(
