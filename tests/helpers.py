@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -26,3 +27,15 @@ async def idle(pilot: Any, app: Any) -> None:
         lambda: app.status.state != "starting" and not app.jobs.busy and not app.jobs.pending,
     )
     await pilot.pause()
+
+
+# What `sdtui generate` prints on stderr as it goes when stderr is no terminal
+# (so a slow start never looks hung): stages, not messages.
+_STAGE_LINES = re.compile(
+    r"sdtui: (starting the engine|loading |moving the model|ready: |image \d+/\d+)"
+)
+
+
+def messages(err: str) -> list[str]:
+    """The lines of `sdtui generate`'s stderr that are not progress stages."""
+    return [line for line in err.splitlines() if line.strip() and not _STAGE_LINES.match(line)]

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from helpers import gallery_pngs
+from helpers import gallery_pngs, messages
 from PIL import Image
 
 from sdtui.cli import main
@@ -57,7 +57,7 @@ def complete_png(path: Path) -> bool:
 
 
 def one_error_line(err: str) -> str:
-    lines = [line for line in err.strip().splitlines() if line.strip()]
+    lines = messages(err)  # the progress stages aside
     assert len(lines) == 1, err
     return lines[0]
 

@@ -80,7 +80,9 @@ async def test_sizes_follow_the_model_typed_until_the_user_picks_one(make_app: A
         assert (params.value("width"), params.value("height")) == ("64", "64")
         # A model the table does not know: the engine's own report brings the size.
         await type_into(pilot, app, "model", "/some/local/model")
-        app.post_message(ModelLoaded(0, "/some/local/model", "cpu", "fp32", 0.1, "", (96, 64)))
+        app.post_message(
+            ModelLoaded(0, "/some/local/model", "cpu", "fp32", 0.1, "", native_size=(96, 64))
+        )
         await pilot.pause()
         assert (params.value("width"), params.value("height")) == ("96", "64")
         # A size typed by the user stays when the model changes.
