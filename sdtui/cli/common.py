@@ -42,11 +42,20 @@ def add_app_arguments(parser: argparse.ArgumentParser) -> None:
         help="how to draw images: auto (ask the terminal), tgp (kitty), sixel, halfcell, unicode",
     )
     parser.add_argument("--theme", metavar="NAME", help="colour theme (remembered when changed)")
+    parser.add_argument(
+        "--in-process",
+        action="store_true",
+        default=None,
+        help="run the engine on a thread of the app instead of its own process",
+    )
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
     overrides = {
         name: getattr(args, name, None)
-        for name in ("gallery", "model", "device", "dtype", "allow_pickle", "renderer", "theme")
+        for name in (
+            "gallery", "model", "device", "dtype", "allow_pickle", "renderer", "theme",
+            "in_process",
+        )
     }
     return load_settings(overrides)
