@@ -192,7 +192,13 @@ def test_the_engine_process_ends_when_its_parent_is_killed(demo_model_dir: Path)
         parent.wait(10)
 
 
-def test_close_ends_the_process_and_a_closed_engine_takes_no_call(demo_model_dir: Path) -> None:
+def test_close_ends_the_process_and_a_closed_engine_takes_no_call(
+    demo_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Started from a folder holding another sdtui (a checkout), it still runs this one.
+    (tmp_path / "sdtui").mkdir()
+    (tmp_path / "sdtui" / "__init__.py").write_text("raise ImportError('the wrong sdtui')\n")
+    monkeypatch.chdir(tmp_path)
     engine = ProcessEngine(device="cpu")
     engine.load("demo")
     pid = engine.pid

@@ -24,6 +24,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import asdict, is_dataclass
+from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, NoReturn
 
 from sdtui.errors import GenerationCancelled, SdtuiError
@@ -40,6 +41,13 @@ log = logging.getLogger("sdtui.engine.process")
 CLOSE_WAIT = 2.0  # seconds a closing child gets before it is killed
 POLL = 0.05  # how often a waiting call looks at its cancel token
 _LEVELS = {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}
+# The child must import this very sdtui, not one in its working folder (which
+# `python -m` would put first on its path); the folder stays, for relative model paths.
+_PACKAGE_ROOT = Path(__file__).resolve().parents[2]
+_BOOT = (
+    "import sys; sys.path[0:1] = [{root!r}]; "
+    "from sdtui.service.worker import main; sys.exit(main())"
+)
 
 StatusCallback = Callable[[str], None]
 ProgressCallback = Callable[[StepProgress], None]
@@ -246,7 +254,8 @@ class ProcessEngine:
     def _spawn(self) -> _Child:
         env = dict(os.environ)
         env.setdefault("PYTHONUNBUFFERED", "1")
-        command = [self.python, "-m", "sdtui.service.worker", "--parent", str(os.getpid())]
+        command = [self.python, "-c", _BOOT.format(root=str(_PACKAGE_ROOT)), "--parent"]
+        command.append(str(os.getpid()))
         child = _Child(command, env)
         child.send({"op": "init", "engine": self.options})
         self.starts += 1
