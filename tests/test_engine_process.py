@@ -233,3 +233,43 @@ async def test_the_app_generates_through_the_engine_process(
             assert app.last_error == ""
     finally:
         app.runner.engine.ready.close()
+
+
+STUCK_PARENT = textwrap.dedent(
+    """
+    import signal, time
+    from sdtui.service.process import ProcessEngine
+
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # an app that fails to quit on hang-up
+    engine = ProcessEngine(device="cpu")
+    engine.load("demo")
+    print("engine", engine.pid, flush=True)
+    time.sleep(120)
+    """
+)
+
+
+def test_a_terminal_hang_up_ends_the_engine_even_when_the_app_is_stuck(
+    demo_model_dir: Path,
+) -> None:
+    import pty
+
+    parent, master = pty.fork()
+    if parent == 0:  # the app's side, on the terminal's slave end
+        os.execv(sys.executable, [sys.executable, "-c", STUCK_PARENT])
+    try:
+        seen = b""
+        deadline = time.monotonic() + 120
+        while b"\n" not in seen.partition(b"engine ")[2] and time.monotonic() < deadline:
+            seen += os.read(master, 1024)
+        child = int(seen.partition(b"engine ")[2].split()[0])
+        assert alive(child)
+        os.close(master)  # the terminal goes away, as when an SSH link drops
+        deadline = time.monotonic() + 10
+        while alive(child) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not alive(child)
+        assert alive(parent)  # the stuck app itself is not this module's business
+    finally:
+        os.kill(parent, signal.SIGKILL)
+        os.waitpid(parent, 0)

@@ -77,6 +77,8 @@ def _exit_text(code: int | None) -> str:
         if -code == signal.SIGKILL:
             return f"the engine process was killed ({name}; out of memory?)"
         return f"the engine process was killed ({name})"
+    if code == 0:
+        return "the engine process stopped (the terminal hung up?)"
     return f"the engine process exited unexpectedly (status {code})"
 
 

@@ -7,8 +7,9 @@ thread and answers on its own copy of stdout; file descriptor 1 itself points
 at stderr, so a library that prints cannot corrupt a frame. Everything logged
 goes to stderr, which the parent writes to its log.
 
-It ends as soon as stdin closes (the parent is gone or done), and on Linux
-also when the parent dies (PR_SET_PDEATHSIG), so it never outlives the app.
+It ends as soon as stdin closes (the parent is gone or done), on Linux also
+when the parent dies (PR_SET_PDEATHSIG), and when the terminal hangs up, so it
+never outlives the app nor holds the device after the user's session ended.
 It runs at a lower priority so the UI wins the CPU on a busy machine.
 """
 
@@ -19,6 +20,7 @@ import ctypes
 import logging
 import os
 import queue
+import select
 import signal
 import sys
 import threading
@@ -48,6 +50,26 @@ def die_with_parent(parent: int) -> None:
             log.warning("PR_SET_PDEATHSIG is not available")
     if parent and os.getppid() != parent:  # the parent died before we asked
         os._exit(0)
+
+
+def exit_on_hangup() -> None:
+    """End when the app's terminal hangs up (the SSH link dropped, `tmux kill-session`),
+    even if the app itself is stuck: the device memory must be free for the next login."""
+    try:
+        tty = os.open("/dev/tty", os.O_RDONLY | os.O_NOCTTY | os.O_NONBLOCK)
+    except OSError:
+        return  # no terminal (tests, scripts): stdin closing is enough
+
+    def watch() -> None:
+        poller = select.poll()
+        poller.register(tty, 0)  # only hang-up and error are reported; nothing is read
+        while True:
+            for _fd, flags in poller.poll():
+                if flags & (select.POLLHUP | select.POLLERR | select.POLLNVAL):
+                    log.warning("the terminal hung up; the engine process ends")
+                    os._exit(0)
+
+    threading.Thread(target=watch, name="sdtui-engine-hangup", daemon=True).start()
 
 
 class Worker:
@@ -199,6 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     die_with_parent(args.parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the app decides when a job stops
+    exit_on_hangup()
     try:
         os.nice(NICE)
     except OSError:
