@@ -24,6 +24,7 @@ import select
 import signal
 import sys
 import threading
+import time
 from dataclasses import asdict
 from typing import IO, Any
 
@@ -38,6 +39,12 @@ log = logging.getLogger("sdtui.engine.worker")
 
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 NICE = 5
+# Most step reports a second sent to the app. A small model makes hundreds of
+# steps a second here (no GIL shared with the UI any more to slow it down), and
+# each report wakes the app's threads and redraws its progress bar. The last step
+# of each image and every step carrying a preview (the engine throttles those)
+# are always sent; cancelling is still checked at every step.
+PROGRESS_RATE = 30.0
 
 
 def die_with_parent(parent: int) -> None:
@@ -171,8 +178,15 @@ class Worker:
 
     def _generate(self, call: int, request: GenerationRequest, cancel: CancelToken) -> None:
         engine = self.engine
+        last_sent = float("-inf")
 
         def on_progress(progress: StepProgress) -> None:
+            nonlocal last_sent
+            now = time.monotonic()
+            due = now - last_sent >= 1.0 / PROGRESS_RATE
+            if not (due or progress.preview is not None or progress.step >= progress.total):
+                return
+            last_sent = now
             preview = encode_png(progress.preview) if progress.preview is not None else None
             step = Step(
                 str(call), progress.step, progress.total, progress.image_index,
