@@ -54,9 +54,16 @@ def alive(pid: int) -> bool:
 
 
 @pytest.fixture(scope="module")
-def engine(demo_model_dir: Path) -> Any:
-    """One engine process for the module: each start imports torch (seconds)."""
-    engine = ProcessEngine(device="cpu", performance=FAST_PREVIEWS)
+def engine(demo_model_dir: Path, session_cache_dir: Path, tmp_path_factory: Any) -> Any:
+    """One engine process for the module: each start imports torch (seconds). It takes
+    its folders from the environment when it starts, before any test's own."""
+    home = tmp_path_factory.mktemp("engine-process")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SDTUI_CACHE_DIR", str(session_cache_dir))
+        for name in ("CONFIG_DIR", "LOG_DIR", "GALLERY"):
+            patch.setenv(f"SDTUI_{name}", str(home / name.lower()))
+        engine = ProcessEngine(device="cpu", performance=FAST_PREVIEWS)
+        engine.load("demo")  # started here, while the variables are set
     yield engine
     engine.close()
 
@@ -194,34 +201,23 @@ def test_the_engine_process_ends_when_its_parent_is_killed(demo_model_dir: Path)
         parent.wait(10)
 
 
-def test_close_ends_the_process_and_a_closed_engine_takes_no_call(
-    demo_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+async def test_the_app_generates_through_the_engine_process_and_closing_ends_it(
+    demo_model_dir: Path, gallery_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from sdtui.tui.app import SdtuiApp
+
     # Started from a folder holding another sdtui (a checkout), it still runs this one.
     (tmp_path / "sdtui").mkdir()
     (tmp_path / "sdtui" / "__init__.py").write_text("raise ImportError('the wrong sdtui')\n")
     monkeypatch.chdir(tmp_path)
-    engine = ProcessEngine(device="cpu")
-    engine.load("demo")
-    pid = engine.pid
-    assert pid is not None and alive(pid)
-    engine.close()
-    assert not alive(pid)
-    with pytest.raises(EngineProcessError):
-        engine.load("demo")
-
-
-async def test_the_app_generates_through_the_engine_process(
-    demo_model_dir: Path, gallery_dir: Path
-) -> None:
-    from sdtui.tui.app import SdtuiApp
-
     app = SdtuiApp(load_settings({"model": "demo", "in_process": False}))
     try:
         async with app.run_test(size=(120, 40)) as pilot:
             await idle(pilot, app)
-            assert isinstance(app.runner.engine.ready, ProcessEngine)
-            assert app.runner.engine.ready.pid != os.getpid()
+            engine = app.runner.engine.ready
+            assert isinstance(engine, ProcessEngine)
+            pid = engine.pid
+            assert pid is not None and pid != os.getpid() and alive(pid)
             app.prompt_editor.load_text("a lighthouse at dusk")
             app.params.set_value("steps", "2")
             app.prompt_editor.focus()
@@ -235,6 +231,9 @@ async def test_the_app_generates_through_the_engine_process(
             assert app.last_error == ""
     finally:
         app.runner.engine.ready.close()
+    assert not alive(pid)
+    with pytest.raises(EngineProcessError):
+        engine.load("demo")
 
 
 STUCK_PARENT = textwrap.dedent(
