@@ -71,6 +71,6 @@ def error_from_frame(frame: dict[str, Any]) -> SdtuiError:
     # message); build the instance directly so the message stays exactly as sent.
     exc = cls.__new__(cls)
     SdtuiError.__init__(exc, message, hint)
-    if issubclass(cls, ValidationError):
+    if isinstance(exc, ValidationError):
         exc.field = str(frame.get("field") or "")
     return exc

@@ -216,7 +216,11 @@ class ProcessEngine:
             "device": device,
             "dtype": dtype,
             "allow_pickle": allow_pickle,
-            "performance": asdict(performance) if is_dataclass(performance) else None,
+            "performance": (
+                asdict(performance)
+                if is_dataclass(performance) and not isinstance(performance, type)
+                else None
+            ),
             "preview": preview,
         }
         self.python = python or sys.executable
@@ -311,7 +315,7 @@ class ProcessEngine:
         self,
         op: str,
         payload: dict[str, Any],
-        on_frame: Callable[[dict[str, Any]], None],
+        on_frame: Callable[[dict[str, Any]], object],
         cancel: CancelToken | None = None,
     ) -> dict[str, Any]:
         """Send one call and feed its frames to `on_frame`; returns its final frame."""
@@ -372,7 +376,8 @@ class ProcessEngine:
 
         status = self._status_frame(on_status)
         final = self._call("load", {"model": model}, status)
-        fields = {name: final.get(name) for name in LoadedModel.__dataclass_fields__}
+        names = LoadedModel.__dataclass_fields__
+        fields: dict[str, Any] = {name: final.get(name) for name in names}
         fields["native_size"] = tuple(fields.get("native_size") or (512, 512))
         fields["notes"] = tuple(fields.get("notes") or ())
         self._loaded = LoadedModel(**fields)
