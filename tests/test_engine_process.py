@@ -172,10 +172,14 @@ def test_a_killed_engine_fails_only_its_job_and_the_next_starts_a_new_one(engine
 PARENT = textwrap.dedent(
     """
     import sys, time
+    from sdtui.errors import ModelNotFoundError
     from sdtui.service.process import ProcessEngine
 
     engine = ProcessEngine(device="cpu")
-    engine.load("demo")
+    try:  # a call answered: the engine process is up (a model would only cost time)
+        engine.load("no-such-model-anywhere")
+    except ModelNotFoundError:
+        pass
     print(engine.pid, flush=True)
     time.sleep(120)
     """
@@ -239,11 +243,15 @@ async def test_the_app_generates_through_the_engine_process_and_closing_ends_it(
 STUCK_PARENT = textwrap.dedent(
     """
     import signal, time
+    from sdtui.errors import ModelNotFoundError
     from sdtui.service.process import ProcessEngine
 
     signal.signal(signal.SIGHUP, signal.SIG_IGN)  # an app that fails to quit on hang-up
     engine = ProcessEngine(device="cpu")
-    engine.load("demo")
+    try:
+        engine.load("no-such-model-anywhere")
+    except ModelNotFoundError:
+        pass
     print("engine", engine.pid, flush=True)
     time.sleep(120)
     """
