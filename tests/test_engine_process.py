@@ -126,6 +126,19 @@ def test_errors_keep_their_type_message_and_hint(engine: Any) -> None:
     assert engine.generate(request(count=1, steps=1)).seeds == [42]  # and it goes on
 
 
+def test_an_engine_that_cannot_be_set_up_says_why_at_each_call() -> None:
+    with pytest.raises(ValidationError) as theirs:
+        Engine(device="tpu")
+    engine = ProcessEngine(device="tpu")
+    try:
+        for _ in range(2):
+            with pytest.raises(ValidationError) as ours:
+                engine.load("demo")
+            assert (ours.value.field, str(ours.value)) == ("device", str(theirs.value))
+    finally:
+        engine.close()
+
+
 @pytest.mark.parametrize(
     "error",
     [

@@ -164,7 +164,8 @@ class Worker:
                 preview=options.get("preview"),
             )
         except Exception as exc:  # reported to every call, so the app shows why
-            log.exception("the engine could not be set up")
+            traceback = not isinstance(exc, SdtuiError)  # ours explain themselves
+            log.warning("the engine could not be set up: %s", exc, exc_info=traceback)
             self.engine_error = exc
 
     def _status(self, call: int) -> Any:
