@@ -285,7 +285,12 @@ class ProcessEngine:
                     if self._starting is starting:
                         self._starting = None
             with self._state_lock:
-                old, self._child = self._child, child
+                closed = self._closed
+                if not closed:
+                    old, self._child = self._child, child
+            if closed:  # closed while it started: it must not outlive the engine
+                child.close(0)
+                raise EngineProcessError("the engine process was closed")
             if old is not None:
                 old.kill()
             self._loaded = None  # a new process has nothing loaded
