@@ -2,17 +2,20 @@
 
 First paint: start `sdtui --model demo` in a detached tmux window and poll the
 screen until the prompt editor and the footer are drawn (process start to first
-frame, as a person over SSH sees it). Key echo: inside one process, press a
-character in the prompt editor while the demo model runs a long generation on the
-worker thread, and time until the character is in the editor.
+frame, as a person over SSH sees it). Key echo: inside the app's process, press a
+character in the prompt editor (idle, while the demo model runs a long generation,
+and while it does beside `--busy` CPU-bound processes) and time until the
+character is in the editor; the engine runs in its own process, on the app's
+worker thread (`in-process`), or both one after the other.
 
-    .venv/bin/python benchmarks/tui_latency.py [--runs 5] [--keys 40]
+    .venv/bin/python benchmarks/tui_latency.py [--runs 5] [--keys 40] [--engine both]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import shutil
 import statistics
@@ -69,22 +72,45 @@ def first_paint(env: dict[str, str], gallery: Path, width: int, height: int) -> 
     return painted, ready
 
 
-async def key_echo(keys: int, steps: int, generating: bool) -> list[float]:
-    """Seconds from pressing a character to seeing it in the prompt editor."""
+async def _type(app: object, keys: int) -> list[float]:
+    """Seconds from pressing each of `keys` characters to seeing it in the prompt editor."""
+    from textual import events
+
+    delays: list[float] = []
+    for i in range(keys):
+        char = "abcdefghijklmnopqrstuvwxyz"[i % 26]
+        before = len(app.prompt_editor.text)
+        # The path a real key takes: the driver posts a Key event to the app,
+        # which hands it to the focused editor. (pilot.press would also wait
+        # for the whole app to go idle, which it never does while progress flows.)
+        t0 = time.perf_counter()
+        app.post_message(events.Key(char, char))
+        while len(app.prompt_editor.text) == before:
+            await asyncio.sleep(0.0005)
+        delays.append(time.perf_counter() - t0)
+        await asyncio.sleep(0.03)  # a fast typist: about 30 keys a second
+    return delays
+
+
+async def key_echo(keys: int, steps: int, in_process: bool, busy: int) -> dict[str, list[float]]:
+    """Key echo idle, while generating, and while generating beside `busy` CPU-bound
+    processes, in one app whose engine runs in its own process or on a thread."""
     import torch
 
     torch.set_num_threads(1)
-    from textual import events
-
     from sdtui.config import load_settings
     from sdtui.tui.app import SdtuiApp
 
-    app = SdtuiApp(load_settings({"model": "demo"}))
-    delays: list[float] = []
-    async with app.run_test(size=(120, 40)) as pilot:
-        while app.jobs.busy or "ready" not in app.status.state:
-            await pilot.pause(0.05)
-        if generating:
+    app = SdtuiApp(load_settings({"model": "demo", "in_process": in_process}))
+    phases: dict[str, list[float]] = {}
+    burners: list[subprocess.Popen] = []
+    try:
+        async with app.run_test(size=(120, 40)) as pilot:
+            while app.jobs.busy or "ready" not in app.status.state:
+                await pilot.pause(0.05)
+            app.prompt_editor.focus()
+            await pilot.pause()
+            phases["idle"] = await _type(app, keys)
             app.prompt_editor.load_text("a long generation ")
             app.params.set_value("steps", str(steps))
             app.params.set_value("count", "16")
@@ -92,32 +118,34 @@ async def key_echo(keys: int, steps: int, generating: bool) -> list[float]:
             await pilot.press("ctrl+g")
             while "step" not in str(app.status.query_one("#step-text").render()):
                 await asyncio.sleep(0.01)
-        app.prompt_editor.focus()
-        await pilot.pause()
-        for i in range(keys):
-            char = "abcdefghijklmnopqrstuvwxyz"[i % 26]
-            before = len(app.prompt_editor.text)
-            # The path a real key takes: the driver posts a Key event to the app,
-            # which hands it to the focused editor. (pilot.press would also wait
-            # for the whole app to go idle, which it never does while progress flows.)
-            t0 = time.perf_counter()
-            app.post_message(events.Key(char, char))
-            while len(app.prompt_editor.text) == before:
-                await asyncio.sleep(0.0005)
-            delays.append(time.perf_counter() - t0)
-            await asyncio.sleep(0.03)  # a fast typist: about 30 keys a second
-        still_running = app.jobs.busy
-        if generating:
+            app.prompt_editor.focus()
+            phases["generating"] = await _type(app, keys)
+            if busy:
+                burners = [
+                    subprocess.Popen([sys.executable, "-c", "while True: pass"])
+                    for _ in range(busy)
+                ]
+                await asyncio.sleep(1.0)  # let the scheduler see them
+                phases[f"generating + {busy} busy"] = await _type(app, keys)
+            still_running = app.jobs.busy
             app.action_cancel()
             while app.jobs.busy:
                 await asyncio.sleep(0.05)
-    if generating and not still_running:
+    finally:
+        for burner in burners:
+            burner.kill()
+            burner.wait()
+        close = getattr(app.runner.engine.ready, "close", None)
+        if close is not None:
+            close()
+    if not still_running:
         print("  (the generation ended before the last key; raise --steps)")
-    return delays
+    return phases
 
 
 def _summary(values: list[float]) -> str:
     ms = sorted(v * 1000 for v in values)
+<<<<<<< HEAD
     def pct(q: float) -> float:
         return ms[min(len(ms) - 1, int(round(q * (len(ms) - 1))))]
 
@@ -125,6 +153,13 @@ def _summary(values: list[float]) -> str:
         f"p50 {statistics.median(ms):.1f} ms, p95 {pct(0.95):.1f} ms, "
         f"p99 {pct(0.99):.1f} ms, max {ms[-1]:.1f} ms (n={len(ms)})"
     )
+=======
+
+    def pct(q: float) -> float:
+        return ms[min(len(ms) - 1, int(round(q * (len(ms) - 1))))]
+
+    return f"p50 {pct(0.5):6.1f} ms, p99 {pct(0.99):6.1f} ms, max {ms[-1]:6.1f} ms"
+>>>>>>> engineproc
 
 
 def main() -> None:
@@ -132,6 +167,15 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5, help="first-paint runs")
     parser.add_argument("--keys", type=int, default=40, help="keys pressed per measurement")
     parser.add_argument("--steps", type=int, default=150, help="steps per image of the job")
+    parser.add_argument(
+        "--engine",
+        choices=("process", "in-process", "both"),
+        default="both",
+        help="where the app runs its engine (both: one after the other, same run)",
+    )
+    parser.add_argument(
+        "--busy", type=int, default=2, help="CPU-bound processes beside the last phase"
+    )
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="sdtui-bench-"))
@@ -144,6 +188,8 @@ def main() -> None:
         SDTUI_GALLERY=str(work / "gallery"),
     )
     os.environ.update(env)
+    # The engine process's messages go to a log, as in the app, not over the table.
+    logging.basicConfig(filename=work / "bench.log", level=logging.INFO)
     try:
         if args.runs and shutil.which("tmux"):
             for width, height in ((160, 50), (100, 30)):
@@ -158,10 +204,15 @@ def main() -> None:
                 )
         elif args.runs:
             print("tmux not found: first paint not measured")
-        idle = asyncio.run(key_echo(args.keys, args.steps, generating=False))
-        print(f"key echo, idle:                 {_summary(idle)}")
-        busy = asyncio.run(key_echo(args.keys, args.steps, generating=True))
-        print(f"key echo, while generating:     {_summary(busy)}")
+        engines = ("process", "in-process") if args.engine == "both" else (args.engine,)
+        for engine in engines:
+            phases = asyncio.run(
+                key_echo(args.keys, args.steps, engine == "in-process", args.busy)
+            )
+            load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+            for phase, delays in phases.items():
+                print(f"key echo, {engine:10} {phase:20} {_summary(delays)}")
+            print(f"  load average after: {load}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -99,6 +99,7 @@ class Settings:
     allow_pickle: bool = False
     loras: Path = field(default_factory=lambda: default_addon_dir("loras"))
     embeddings: Path = field(default_factory=lambda: default_addon_dir("embeddings"))
+    in_process: bool = False  # run the app's engine on a thread instead of its own process
     extra: dict[str, Any] = field(default_factory=dict)  # sections other modules own
 
     def section(self, name: str) -> dict[str, Any]:
@@ -112,14 +113,14 @@ def _coerce(name: str, value: Any) -> Any:
         if not isinstance(value, (str, os.PathLike)) or not str(value).strip():
             raise ValidationError(name, "must be a folder path")
         return Path(os.path.expanduser(str(value)))
-    if name == "allow_pickle":
+    if name in ("allow_pickle", "in_process"):
         if isinstance(value, bool):
             return value
         if str(value).lower() in ("1", "true", "yes", "on"):
             return True
         if str(value).lower() in ("0", "false", "no", "off", ""):
             return False
-        raise ValidationError("allow_pickle", f"must be true or false, got {value!r}")
+        raise ValidationError(name, f"must be true or false, got {value!r}")
     if not isinstance(value, str):
         raise ValidationError(name, f"must be text, got {value!r}")
     value = value.strip()

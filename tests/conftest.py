@@ -8,6 +8,9 @@ import os
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+# The app's engine on a thread, so tests can patch it; SDTUI_IN_PROCESS=0 runs the
+# suite through the engine process instead (tests/test_engine_process.py always does).
+os.environ.setdefault("SDTUI_IN_PROCESS", "1")
 
 from pathlib import Path  # noqa: E402
 

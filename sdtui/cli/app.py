@@ -26,14 +26,23 @@ def run(args: argparse.Namespace) -> int:
     from sdtui.tui.app import SdtuiApp
     from sdtui.tui.runner import default_engine_factory
 
+    def make_engine(s: Any) -> Any:
+        return default_engine_factory(s, options=options)
+
+    # The engine process starts now, in the background, while the app paints.
+    engine = None if settings.in_process else make_engine(settings)
     app = SdtuiApp(
         settings,
         theme=getattr(args, "theme", None),
-        engine_factory=lambda s: default_engine_factory(s, options=options),
+        engine_factory=(lambda s: engine) if engine is not None else make_engine,
     )
     app.hard_exit = _hard_exit
-    with _hangup_stops(app):
-        app.run()
+    try:
+        with _hangup_stops(app):
+            app.run()
+    finally:
+        if engine is not None:
+            engine.close()  # the engine process ends with the app
     if app.hung_up:
         # No terminal to flush to at interpreter exit, and nothing left to wait for.
         _hard_exit()

@@ -74,6 +74,12 @@ def add_app_arguments(parser: argparse.ArgumentParser) -> None:
         help="how to draw images: auto (ask the terminal), tgp (kitty), sixel, halfcell, unicode",
     )
     parser.add_argument("--theme", metavar="NAME", help="colour theme (remembered when changed)")
+    parser.add_argument(
+        "--in-process",
+        action="store_true",
+        default=None,
+        help="run the engine on a thread of the app instead of its own process",
+    )
 
 
 def check_gallery_folder(settings: Settings) -> None:
@@ -87,7 +93,10 @@ def check_gallery_folder(settings: Settings) -> None:
 def settings_from_args(args: argparse.Namespace) -> Settings:
     overrides = {
         name: getattr(args, name, None)
-        for name in ("gallery", "model", "device", "dtype", "allow_pickle", "renderer", "theme")
+        for name in (
+            "gallery", "model", "device", "dtype", "allow_pickle", "renderer", "theme",
+            "in_process",
+        )
     }
     overrides["loras"] = getattr(args, "lora_dir", None)
     overrides["embeddings"] = getattr(args, "embeddings_dir", None)

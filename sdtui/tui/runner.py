@@ -57,13 +57,15 @@ def default_engine_factory(
 ) -> Any:
     """The engine with the speed settings `options`, or else those of the config's
     [performance] table and SDTUI_* variables; `preview` None keeps their live
-    preview choice (latent by default)."""
+    preview choice (latent by default). It runs in its own process (started now,
+    in the background) unless the settings ask for `in_process`."""
     from sdtui.addons import AddonFolders, AddonLibrary
     from sdtui.engine import Engine, performance
+    from sdtui.service.process import ProcessEngine
 
     if options is None:
         options = performance.performance_from_settings(settings)
-    return Engine(
+    return (Engine if settings.in_process else ProcessEngine)(
         device=settings.device,
         dtype=settings.dtype,
         allow_pickle=settings.allow_pickle,
