@@ -145,7 +145,6 @@ async def key_echo(keys: int, steps: int, in_process: bool, busy: int) -> dict[s
 
 def _summary(values: list[float]) -> str:
     ms = sorted(v * 1000 for v in values)
-<<<<<<< HEAD
     def pct(q: float) -> float:
         return ms[min(len(ms) - 1, int(round(q * (len(ms) - 1))))]
 
@@ -153,13 +152,6 @@ def _summary(values: list[float]) -> str:
         f"p50 {statistics.median(ms):.1f} ms, p95 {pct(0.95):.1f} ms, "
         f"p99 {pct(0.99):.1f} ms, max {ms[-1]:.1f} ms (n={len(ms)})"
     )
-=======
-
-    def pct(q: float) -> float:
-        return ms[min(len(ms) - 1, int(round(q * (len(ms) - 1))))]
-
-    return f"p50 {pct(0.5):6.1f} ms, p99 {pct(0.99):6.1f} ms, max {ms[-1]:6.1f} ms"
->>>>>>> engineproc
 
 
 def main() -> None:
