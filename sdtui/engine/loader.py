@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sdtui.errors import (
     BadCheckpointError,
@@ -27,6 +27,9 @@ from sdtui.errors import (
 )
 from sdtui.models import DEMO_SOURCE, ModelEntry, resolve_model_name
 from sdtui.params import SIZE_MULTIPLE, SIZE_RANGE
+
+if TYPE_CHECKING:
+    from diffusers.pipelines.pipeline_utils import DiffusionPipeline
 
 PICKLE_SUFFIXES = (".ckpt", ".pt", ".bin", ".pth")
 SAFE_SUFFIXES = (".safetensors",)
@@ -173,14 +176,14 @@ def holds_whole_pipeline(keys: Any) -> bool:
     return any(k.startswith(("first_stage_model.", "vae.")) for k in keys)
 
 
-def family_of_pipeline(pipe: Any) -> str:
+def family_of_pipeline(pipe: DiffusionPipeline) -> str:
     """The family of a loaded pipeline ("sd1" ... "flux", or its class name when plain)."""
     from sdtui.families import family_of_pipeline as detect
 
     return detect(pipe)
 
 
-def native_size(pipe: Any) -> tuple[int, int]:
+def native_size(pipe: DiffusionPipeline) -> tuple[int, int]:
     """The size the pipeline makes by default, inside sdtui's limits (64-2048)."""
     from sdtui.families import clamp_size, pipeline_default_size
 
@@ -530,8 +533,13 @@ def _load_single_file(source: ModelSource, torch_dtype: Any, config: str | None,
 
 
 def _load_transformer_file(
-    source: ModelSource, family: str, transformer_name: str, keys: list[str], kwargs: dict
+    source: ModelSource,
+    family: str,
+    transformer_name: str,
+    keys: list[str],
+    kwargs: dict[str, Any],
 ) -> Any:
+
     import diffusers
 
     bare = {k.removeprefix("model.diffusion_model.") for k in keys}

@@ -14,11 +14,14 @@ import argparse
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sdtui.engine.preview import PREVIEW_MODES
 from sdtui.engine.quantize import QUANTIZE_MODES
 from sdtui.errors import ValidationError
+
+if TYPE_CHECKING:
+    from diffusers.pipelines.pipeline_utils import DiffusionPipeline
 
 SWITCH = ("auto", "on", "off")
 ATTENTION = ("auto", "sdpa", "classic")
@@ -124,7 +127,7 @@ def _device_type(device: Any) -> str:
     return str(device).split(":", 1)[0]
 
 
-def _vae(pipe: Any) -> Any | None:
+def _vae(pipe: DiffusionPipeline) -> Any | None:
     return getattr(pipe, "vae", None)
 
 
@@ -149,7 +152,7 @@ def _wants_channels_last(options: PerformanceOptions, device: str) -> bool:
     return options.channels_last == "on"
 
 
-def _model_bytes(pipe: Any) -> int:
+def _model_bytes(pipe: DiffusionPipeline) -> int:
     total = 0
     for component in getattr(pipe, "components", {}).values():
         parameters = getattr(component, "parameters", None)
@@ -158,7 +161,7 @@ def _model_bytes(pipe: Any) -> int:
     return total
 
 
-def choose_offload(options: PerformanceOptions, pipe: Any, device: str) -> str:
+def choose_offload(options: PerformanceOptions, pipe: DiffusionPipeline, device: str) -> str:
     """The offload mode to use: "auto" picks model offload when the weights crowd the GPU."""
     if options.offload != "auto":
         return options.offload
@@ -171,7 +174,9 @@ def choose_offload(options: PerformanceOptions, pipe: Any, device: str) -> str:
     return "model" if _model_bytes(pipe) + int(2.5 * 2**30) > total else "none"
 
 
-def apply_performance(pipe: Any, options: PerformanceOptions, device: str) -> list[str]:
+def apply_performance(
+    pipe: DiffusionPipeline, options: PerformanceOptions, device: str
+) -> list[str]:
     """Apply `options` to `pipe` in place; return short notes of what was turned on."""
     notes: list[str] = []
     unet = getattr(pipe, "unet", None)
@@ -232,7 +237,7 @@ def slicing_wanted(options: PerformanceOptions, count: int) -> bool:
 
 
 def apply_request_settings(
-    pipe: Any, options: PerformanceOptions, width: int, height: int, count: int = 1
+    pipe: DiffusionPipeline, options: PerformanceOptions, width: int, height: int, count: int = 1
 ) -> list[str]:
     """Turn VAE tiling/slicing on or off for one request; return notes of what is on."""
     vae = _vae(pipe)
@@ -252,12 +257,12 @@ def apply_request_settings(
     return notes
 
 
-def compile_pending(pipe: Any) -> bool:
+def compile_pending(pipe: DiffusionPipeline) -> bool:
     """True until the first generation after `torch.compile` has run (it compiles)."""
     return bool(getattr(pipe, _COMPILE_PENDING, False))
 
 
-def can_park(pipe: Any) -> bool:
+def can_park(pipe: DiffusionPipeline) -> bool:
     """Whether `pipe` may be moved to CPU memory and back to the device later.
 
     Not with CPU offload: accelerate's hooks own where each part lives (the
@@ -271,7 +276,7 @@ def can_park(pipe: Any) -> bool:
     return not getattr(pipe, _COMPILED, False)
 
 
-def mark_compiled(pipe: Any) -> None:
+def mark_compiled(pipe: DiffusionPipeline) -> None:
     if compile_pending(pipe):
         setattr(pipe, _COMPILE_PENDING, False)
 
@@ -376,6 +381,7 @@ def performance_from_mapping(values: Mapping[str, Any]) -> PerformanceOptions:
 def performance_from_settings(
     settings: Any, args: argparse.Namespace | None = None, env: Mapping[str, str] | None = None
 ) -> PerformanceOptions:
+
     """Defaults < config `[performance]` < `SDTUI_<SETTING>` variables < flags."""
     env = os.environ if env is None else env
     values: dict[str, Any] = dict(settings.section("performance")) if settings else {}

@@ -21,6 +21,7 @@ from sdtui.params import MAX_SEED, GenerationRequest
 from sdtui.results import CancelToken, GeneratedImage, GenerationResult
 
 if TYPE_CHECKING:
+    from diffusers.pipelines.pipeline_utils import DiffusionPipeline
     from PIL.Image import Image
 
     from sdtui.engine.engine import (
@@ -32,13 +33,13 @@ if TYPE_CHECKING:
     )
 
 
-def is_inpainting_model(pipe: Any) -> bool:
+def is_inpainting_model(pipe: DiffusionPipeline) -> bool:
     """Inpainting checkpoints feed the mask and the masked image to the UNet: 9 channels."""
     unet = getattr(pipe, "unet", None)
     return getattr(getattr(unet, "config", None), "in_channels", 4) == 9
 
 
-def image_pipeline(pipe: Any, kind: str) -> Any:
+def image_pipeline(pipe: DiffusionPipeline, kind: str) -> Any:
     """The `kind` ("img2img" or "inpaint") pipeline sharing every component of `pipe`."""
     from diffusers import AutoPipelineForImage2Image, AutoPipelineForInpainting
 
@@ -67,6 +68,7 @@ def generate(
 
     status = on_status or (lambda _text: None)
     pipe = engine.pipeline
+    assert pipe is not None  # the engine loaded the model just before
     engine.use_scheduler(request.scheduler)
     inputs: PreparedInputs | None = None
     if request.init_image is not None:
@@ -148,7 +150,11 @@ def _describe(request: GenerationRequest, kind: str) -> str:
 
 
 def _image_to_image(
-    pipe: Any, kind: str, inputs: PreparedInputs, request: GenerationRequest, common: dict
+    pipe: DiffusionPipeline,
+    kind: str,
+    inputs: PreparedInputs,
+    request: GenerationRequest,
+    common: dict[str, Any],
 ) -> tuple[Image, bool]:
     width, height = inputs.size
     kwargs = dict(common, image=inputs.image, strength=request.strength)
@@ -176,7 +182,7 @@ def _blacked_out(output: Any) -> bool:
     return bool(flagged and flagged[0])
 
 
-def _call(pipe: Any, strength: float, kwargs: dict) -> Any:
+def _call(pipe: DiffusionPipeline, strength: float, kwargs: dict[str, Any]) -> Any:
     """Run the pipeline; at a strength so small that no step runs, give back the input.
 
     diffusers refuses a schedule with no steps; no denoising means no change, so
@@ -185,7 +191,7 @@ def _call(pipe: Any, strength: float, kwargs: dict) -> Any:
     from types import SimpleNamespace
 
     if int(kwargs["num_inference_steps"] * strength) >= 1:
-        return pipe(**kwargs, output_type="pil")
+        return pipe(**kwargs, output_type="pil")  # type: ignore[operator]  # subclasses' __call__
     import torch
 
     image = kwargs["image"]
@@ -199,10 +205,10 @@ def _call(pipe: Any, strength: float, kwargs: dict) -> Any:
 
 def _hires_fix(
     engine: Engine,
-    pipe: Any,
-    img2img: Any,
+    pipe: DiffusionPipeline,
+    img2img: DiffusionPipeline,
     request: GenerationRequest,
-    common: dict,
+    common: dict[str, Any],
     status: StatusCallback,
 ) -> tuple[Image, bool]:
     """A1111's two passes: the base size, upscaled, then img2img at the hires strength."""
@@ -215,7 +221,7 @@ def _hires_fix(
     latent = wanted_latent and getattr(pipe, "unet", None) is not None
     if wanted_latent and not latent:
         status("latent upscale needs a UNet model's latents: enlarging in pixels instead")
-    base = pipe(
+    base = pipe(  # type: ignore[operator]  # each pipeline class has __call__
         **common,
         num_inference_steps=request.steps,
         width=request.width,
