@@ -145,7 +145,8 @@ def read_config_file(path: Path) -> dict[str, Any]:
     except UnicodeDecodeError:
         raise ValidationError("config", f"{shown} is not UTF-8 text") from None
     try:
-        return tomllib.loads(text)
+        parsed: dict[str, Any] = tomllib.loads(text)
+        return parsed
     except tomllib.TOMLDecodeError as exc:
         raise ValidationError("config", f"{shown} is not valid TOML: {exc}") from None
     except RecursionError:  # tables or arrays nested thousands deep

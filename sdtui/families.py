@@ -388,7 +388,8 @@ def family_of_pipeline(pipe: Any) -> str:
     cross = unet.get("cross_attention_dim")
     if known == "sd1" and unet:
         # SD 2.x has the same pipeline class; its OpenCLIP text encoder is 1024 wide.
-        return {1024: "sd2", 2048: "sdxl"}.get(cross, "sd1")
+        widths: dict[object, str] = {1024: "sd2", 2048: "sdxl"}
+        return widths.get(cross, "sd1")
     if known is None and cross in (768, 1024, 2048):
         # Another pipeline around an SD UNet (LCM, PAG, ...): the UNet's family.
         return {768: "sd1", 1024: "sd2", 2048: "sdxl"}[cross]

@@ -10,6 +10,7 @@ Layout (the index and trash are hidden so file browsers show only images):
 
 from __future__ import annotations
 
+import builtins
 import dataclasses
 import hashlib
 import json
@@ -23,6 +24,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
 
@@ -271,7 +273,7 @@ class Gallery:
             except ImageReadError as exc:
                 log.warning("skipping %s", exc)
                 report.skipped.append((path, exc.message))
-                self._db(lambda index, e=(rel, size, mtime_ns): index.mark_skipped([e]))
+                self._db(partial(GalleryIndex.mark_skipped, entries=[(rel, size, mtime_ns)]))
                 continue
             row = row_from_metadata(rel, size, mtime_ns, meta)
             if rel in favorites:
@@ -383,7 +385,7 @@ class Gallery:
                 self._note_folder(path.parent)
                 stat = path.stat()
                 row = row_from_metadata(rel, stat.st_size, stat.st_mtime_ns, meta)
-                self._db(lambda index, r=row: index.add_rows([r]))
+                self._db(partial(GalleryIndex.add_rows, rows=[row]))
                 entry = self.entry_for_path(path)
             except (GalleryError, OSError) as exc:
                 if copied is not None:
@@ -553,7 +555,7 @@ class Gallery:
         row = self._db(lambda index: index.query_one(sql, (rel,)))
         return None if row is None else entry_from_row(self.root, row)
 
-    def models(self) -> list[str]:
+    def models(self) -> builtins.list[str]:
         sql = "SELECT DISTINCT model FROM images WHERE model IS NOT NULL ORDER BY model"
         return [row[0] for row in self._db(lambda index: index.query(sql))]
 

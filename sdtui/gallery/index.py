@@ -415,11 +415,11 @@ class GalleryIndex:
             )
 
     def remove_paths(self, paths: Iterable[str]) -> int:
-        paths = [(p,) for p in paths]
+        rows = [(p,) for p in paths]
         with self.write() as conn:
-            conn.executemany("DELETE FROM images WHERE path = ?", paths)
-            conn.executemany("DELETE FROM skipped WHERE path = ?", paths)
-        return len(paths)
+            conn.executemany("DELETE FROM images WHERE path = ?", rows)
+            conn.executemany("DELETE FROM skipped WHERE path = ?", rows)
+        return len(rows)
 
     def favorite_paths(self) -> list[str]:
         with self._lock:
