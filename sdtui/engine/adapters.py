@@ -36,6 +36,7 @@ from sdtui.prompts.loras import strip_lora_tags
 
 if TYPE_CHECKING:
     from diffusers.pipelines.pipeline_utils import DiffusionPipeline
+    from transformers.modeling_utils import PreTrainedModel
 
 _STATE = "_sdtui_addons"
 
@@ -216,8 +217,9 @@ def _vectors(item: AddonFile, tensors: dict[str, Any]) -> dict[str, Any]:
     raise AddonError(f"embedding {item.name!r} is not a textual-inversion file")
 
 
-def _encoder_width(encoder: Any) -> int:
-    return int(encoder.get_input_embeddings().weight.shape[-1])
+def _encoder_width(encoder: PreTrainedModel) -> int:
+    # An embedding layer's weight is a tensor (torch types module attributes loosely).
+    return int(encoder.get_input_embeddings().weight.shape[-1])  # type: ignore[index]
 
 
 def _load_embedding(
@@ -344,7 +346,6 @@ def prepare_pipeline(
     family: str,
     allow_pickle: bool = False,
 ) -> tuple[GenerationRequest, str, str]:
-
     """Put the request's LoRAs and embeddings on `pipe`. Returns the request with their
     `Lora hashes`/`TI hashes` in its extras (hashed here, on the engine's thread: a
     large file takes a moment the first time), and the prompt and negative prompt as

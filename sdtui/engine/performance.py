@@ -21,7 +21,11 @@ from sdtui.engine.quantize import QUANTIZE_MODES
 from sdtui.errors import ValidationError
 
 if TYPE_CHECKING:
+    import torch
+    from diffusers.models.modeling_utils import ModelMixin
     from diffusers.pipelines.pipeline_utils import DiffusionPipeline
+
+    from sdtui.config import Settings
 
 SWITCH = ("auto", "on", "off")
 ATTENTION = ("auto", "sdpa", "classic")
@@ -83,7 +87,7 @@ class PerformanceOptions:
         set_(self, "keep_models", _keep_models(self.keep_models))
 
 
-def _keep_models(value: Any) -> int:
+def _keep_models(value: object) -> int:
     text = str(value).strip()
     if isinstance(value, bool) or not (text.isascii() and text.isdecimal()):
         shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:39] + "…"
@@ -100,7 +104,7 @@ def _keep_models(value: Any) -> int:
     return count
 
 
-def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> str:
+def _choice(name: str, value: object, allowed: tuple[str, ...]) -> str:
     if isinstance(value, bool):  # TOML `vae_tiling = true`
         value = "on" if value else "off"
     text = str(value).strip().lower()
@@ -109,7 +113,7 @@ def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> str:
     return text
 
 
-def _bool(name: str, value: Any) -> bool:
+def _bool(name: str, value: object) -> bool:
     if isinstance(value, bool):
         return value
     text = str(value).strip().lower()
@@ -123,18 +127,20 @@ def _bool(name: str, value: Any) -> bool:
 # ---------------------------------------------------------------- applying
 
 
-def _device_type(device: Any) -> str:
+def _device_type(device: torch.device | str) -> str:
     return str(device).split(":", 1)[0]
 
 
-def _vae(pipe: DiffusionPipeline) -> Any | None:
+def _vae(pipe: DiffusionPipeline) -> ModelMixin | None:
     return getattr(pipe, "vae", None)
 
 
-def _set_attention(module: Any, attention: str) -> bool:
+def _set_attention(module: ModelMixin | None, attention: str) -> bool:
     """Put every standard attention layer of `module` on SDPA (or the classic kernel)."""
     from diffusers.models.attention_processor import AttnProcessor, AttnProcessor2_0
 
+    if module is None:
+        return False
     processors = getattr(module, "attn_processors", None)
     if not processors:
         return False
@@ -192,7 +198,8 @@ def apply_performance(
 
         for module in (unet, vae):
             if module is not None:
-                module.to(memory_format=torch.channels_last)
+                # ModelMixin.to takes what torch.nn.Module.to does; its stubs miss memory_format.
+                module.to(memory_format=torch.channels_last)  # type: ignore[call-arg]
         notes.append("channels-last memory format")
 
     if options.quantize != "none":
@@ -379,9 +386,10 @@ def performance_from_mapping(values: Mapping[str, Any]) -> PerformanceOptions:
 
 
 def performance_from_settings(
-    settings: Any, args: argparse.Namespace | None = None, env: Mapping[str, str] | None = None
+    settings: Settings | None,
+    args: argparse.Namespace | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> PerformanceOptions:
-
     """Defaults < config `[performance]` < `SDTUI_<SETTING>` variables < flags."""
     env = os.environ if env is None else env
     values: dict[str, Any] = dict(settings.section("performance")) if settings else {}

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
         ProgressCallback,
         StatusCallback,
     )
+    from sdtui.engine.upscale import Upscaler
 
 
 def is_inpainting_model(pipe: DiffusionPipeline) -> bool:
@@ -39,14 +40,14 @@ def is_inpainting_model(pipe: DiffusionPipeline) -> bool:
     return getattr(getattr(unet, "config", None), "in_channels", 4) == 9
 
 
-def image_pipeline(pipe: DiffusionPipeline, kind: str) -> Any:
+def image_pipeline(pipe: DiffusionPipeline, kind: str) -> DiffusionPipeline:
     """The `kind` ("img2img" or "inpaint") pipeline sharing every component of `pipe`."""
     from diffusers import AutoPipelineForImage2Image, AutoPipelineForInpainting
 
     auto = AutoPipelineForInpainting if kind == "inpaint" else AutoPipelineForImage2Image
     # from_pipe casts the shared modules to its `torch_dtype` (float32 when not given):
     # pass the pipeline's own, or an fp16 model would be converted in place.
-    derived = auto.from_pipe(pipe, torch_dtype=pipe.dtype)
+    derived: DiffusionPipeline = auto.from_pipe(pipe, torch_dtype=pipe.dtype)
     derived.set_progress_bar_config(disable=True)
     return derived
 
@@ -250,7 +251,7 @@ def _hires_fix(
 
 
 @functools.lru_cache(maxsize=1)
-def _upscaler(path: str, _mtime_ns: int, allow_pickle: bool) -> Any:
+def _upscaler(path: str, _mtime_ns: int, allow_pickle: bool) -> Upscaler:
     """The hires fix's upscaler, kept for the next image (one at a time: they are large).
 
     The file's modification time is part of the key: a replaced file is read again.
