@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Protocol
 from sdtui.results import CancelToken, GeneratedImage, GenerationResult, StepProgress
 
 if TYPE_CHECKING:
-    from sdtui.engine.engine import LoadedModel
+    from sdtui.engine.engine import Engine, LoadedModel
     from sdtui.params import GenerationRequest
 
 StatusCallback = Callable[[str], None]
@@ -25,7 +25,7 @@ class EngineLike(Protocol):
     """Loads a model and makes images from requests, one job at a time."""
 
     device: str  # "cuda", "mps", "cpu"
-    dtype: str  # "float16", "bfloat16", "float32"
+    dtype: str  # "fp16", "bf16", "fp32"
 
     @property
     def loaded(self) -> LoadedModel | None: ...
@@ -44,3 +44,9 @@ class EngineLike(Protocol):
     ) -> GenerationResult: ...
 
     def unload(self) -> None: ...
+
+
+if TYPE_CHECKING:
+
+    def _engine_fits(engine: Engine) -> EngineLike:
+        return engine  # the type checker holds `Engine` to the Protocol

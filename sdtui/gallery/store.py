@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from sdtui.gallery.entry import GalleryEntry
-    from sdtui.gallery.gallery import SyncReport
+    from sdtui.gallery.gallery import Gallery, SyncReport
     from sdtui.results import GeneratedImage, GenerationResult
 
 When = datetime | date | float | None  # a day, a moment, or a Unix time
@@ -67,3 +67,9 @@ class GalleryStore(Protocol):
     def undo_delete(self, token: str) -> GalleryEntry: ...
 
     def thumbnail(self, entry_id: int, size: int = 256) -> Path: ...
+
+
+if TYPE_CHECKING:
+
+    def _gallery_fits(gallery: Gallery) -> GalleryStore:
+        return gallery  # the type checker holds `Gallery` to the Protocol
