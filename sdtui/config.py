@@ -107,7 +107,7 @@ class Settings:
         return value if isinstance(value, dict) else {}
 
 
-def _coerce(name: str, value: Any) -> Any:
+def _coerce(name: str, value: object) -> object:
     if name in ("gallery", "loras", "embeddings"):
         if not isinstance(value, (str, os.PathLike)) or not str(value).strip():
             raise ValidationError(name, "must be a folder path")

@@ -148,7 +148,7 @@ def _torchvision_works() -> bool:
     return True
 
 
-def _spandrel() -> Any:
+def _spandrel() -> Any:  # spandrel ships no type information
     try:
         with _without_torchvision():
             import spandrel

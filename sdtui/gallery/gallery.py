@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import partial
 from pathlib import Path
-from typing import Any, BinaryIO, TypeVar
+from typing import BinaryIO, TypeVar
 
 from sdtui.config import ensure_private_dir
 from sdtui.display import path_text
@@ -45,6 +45,8 @@ from sdtui.gallery.index import (
     SELECT_COLUMNS,
     GalleryIndex,
     IndexDamagedError,
+    IndexRow,
+    SqlValue,
     _is_damage,
     fts_query,
     is_disk_full,
@@ -264,7 +266,9 @@ class Gallery:
             return False
         return folder.name == IMPORT_DIR or _DAY_FOLDER.match(folder.name) is not None
 
-    def _read_rows(self, states: dict[str, tuple[int, int]], report: SyncReport) -> Iterator[Any]:
+    def _read_rows(
+        self, states: dict[str, tuple[int, int]], report: SyncReport
+    ) -> Iterator[IndexRow]:
         favorites = self._favorites_mirror()
         for rel, (size, mtime_ns) in states.items():
             path = self._abs(rel)
@@ -531,6 +535,7 @@ class Gallery:
     ) -> int:
         """How many entries match (what `list` would page through)."""
         query = _fts_query(search)
+        params: builtins.list[SqlValue]
         if query and not (favorites or model or since is not None or until is not None):
             # The search table holds exactly one row per image: count there, no lookups.
             sql, params = "SELECT count(*) FROM images_fts WHERE images_fts MATCH ?", [query]
@@ -744,9 +749,9 @@ def _filters(
     model: str | None,
     since: datetime | date | float | None,
     until: datetime | date | float | None,
-) -> tuple[str, list[Any]]:
+) -> tuple[str, list[SqlValue]]:
     clauses: list[str] = []
-    params: list[Any] = []
+    params: list[SqlValue] = []
     query = _fts_query(search)
     if query:
         clauses.append("id IN (SELECT rowid FROM images_fts WHERE images_fts MATCH ?)")
