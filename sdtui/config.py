@@ -108,7 +108,7 @@ class Settings:
         return value if isinstance(value, dict) else {}
 
 
-def _coerce(name: str, value: Any) -> Any:
+def _coerce(name: str, value: object) -> object:
     if name in ("gallery", "loras", "embeddings"):
         if not isinstance(value, (str, os.PathLike)) or not str(value).strip():
             raise ValidationError(name, "must be a folder path")
@@ -146,7 +146,8 @@ def read_config_file(path: Path) -> dict[str, Any]:
     except UnicodeDecodeError:
         raise ValidationError("config", f"{shown} is not UTF-8 text") from None
     try:
-        return tomllib.loads(text)
+        parsed: dict[str, Any] = tomllib.loads(text)
+        return parsed
     except tomllib.TOMLDecodeError as exc:
         raise ValidationError("config", f"{shown} is not valid TOML: {exc}") from None
     except RecursionError:  # tables or arrays nested thousands deep

@@ -21,10 +21,15 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sdtui.params import DISTILLED_CFG_KEY, SIZE_MULTIPLE, SIZE_RANGE
 from sdtui.schedulers import scheduler_name_for
+
+if TYPE_CHECKING:
+    from diffusers.pipelines.pipeline_utils import DiffusionPipeline
+
+    from sdtui.params import GenerationRequest
 
 Matrix = tuple[tuple[float, ...], ...]
 Size = tuple[int, int]
@@ -375,7 +380,7 @@ def _config(component: Any) -> Mapping[str, Any]:
     return dict(vars(config)) if hasattr(config, "__dict__") else {}
 
 
-def family_of_pipeline(pipe: Any) -> str:
+def family_of_pipeline(pipe: DiffusionPipeline) -> str:
     """The family name of a loaded pipeline, from its class and its UNet's config.
 
     A pipeline sdtui has no entry for is named by its class (plain mode).
@@ -388,7 +393,8 @@ def family_of_pipeline(pipe: Any) -> str:
     cross = unet.get("cross_attention_dim")
     if known == "sd1" and unet:
         # SD 2.x has the same pipeline class; its OpenCLIP text encoder is 1024 wide.
-        return {1024: "sd2", 2048: "sdxl"}.get(cross, "sd1")
+        widths: dict[object, str] = {1024: "sd2", 2048: "sdxl"}
+        return widths.get(cross, "sd1")
     if known is None and cross in (768, 1024, 2048):
         # Another pipeline around an SD UNet (LCM, PAG, ...): the UNet's family.
         return {768: "sd1", 1024: "sd2", 2048: "sdxl"}[cross]
@@ -412,7 +418,7 @@ def read_model_index(folder: str | Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def pipeline_default_size(pipe: Any) -> Size:
+def pipeline_default_size(pipe: DiffusionPipeline) -> Size:
     """The size a pipeline makes when none is asked for: its sample size times the VAE scale."""
     scale = int(getattr(pipe, "vae_scale_factor", 8) or 8)
     for part in ("unet", "transformer"):
@@ -552,7 +558,7 @@ def model_defaults(
     )
 
 
-def defaults_of_pipeline(pipe: Any, model_id: str = "") -> ModelDefaults:
+def defaults_of_pipeline(pipe: DiffusionPipeline, model_id: str = "") -> ModelDefaults:
     """The defaults for a loaded pipeline: family from its class/config, tuning from its id."""
     family = family_of_pipeline(pipe)
     native = pipeline_default_size(pipe)
@@ -582,8 +588,10 @@ FOLLOWING_FIELDS = ("width", "height", "steps", "cfg", "scheduler")
 
 
 def fit_request(
-    request: Any, defaults: ModelDefaults, set_by_user: frozenset[str] | set[str] = frozenset()
-) -> tuple[Any, list[str]]:
+    request: GenerationRequest,
+    defaults: ModelDefaults,
+    set_by_user: frozenset[str] | set[str] = frozenset(),
+) -> tuple[GenerationRequest, list[str]]:
     """`request` with the model's defaults for fields the user did not set, and notices.
 
     A value set by hand stays unless the model cannot use it (a DDPM sampler on

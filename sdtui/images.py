@@ -106,7 +106,8 @@ def prepare_inputs(request: GenerationRequest) -> PreparedInputs:
             )
         if mask.size != size:
             mask = mask.resize(size, _lanczos())
-        if mask.getextrema()[1] < 128:
+        # An "L" mask's extrema are two numbers (Pillow types them for every mode).
+        if mask.getextrema()[1] < 128:  # type: ignore[operator]
             raise ValidationError("mask", f"{request.mask}: has no white area to repaint")
     if request.outpaint:
         image, mask = outpaint_canvas(image, mask, request)

@@ -164,8 +164,8 @@ def resolve_model_name(name: str) -> ResolvedModel:
     """Map a short name or moved hub id to the source to load (no I/O)."""
     key = name.strip()
     if key.lower() in MODELS:
-        entry = MODELS[key.lower()]
-        return ResolvedModel(name, entry.source, entry)
+        known = MODELS[key.lower()]
+        return ResolvedModel(name, known.source, known)
     if key in MOVED_IDS:
         new = MOVED_IDS[key]
         entry = next((e for e in MODELS.values() if e.source == new), None)

@@ -33,7 +33,7 @@ MAX_PROMPT_CHARS = 20_000
 _ALLOWED_CONTROLS = {"\n", "\t"}
 
 
-def _check_text(name: str, value: Any) -> str:
+def _check_text(name: str, value: object) -> str:
     if not isinstance(value, str):
         raise ValidationError(name, f"must be text, got {type(value).__name__}")
     value = value.replace("\r\n", "\n").replace("\r", "\n")
@@ -61,7 +61,7 @@ def _check_utf8(name: str, value: str) -> str:
     return value
 
 
-def _check_int(name: str, value: Any, lo: int, hi: int) -> int:
+def _check_int(name: str, value: object, lo: int, hi: int) -> int:
     if isinstance(value, bool):
         raise ValidationError(name, f"must be a whole number from {lo} to {hi}")
     if isinstance(value, str):
@@ -97,7 +97,7 @@ def _check_float(name: str, value: Any, lo: float, hi: float) -> float:
     return number
 
 
-def _check_size(name: str, value: Any) -> int:
+def _check_size(name: str, value: object) -> int:
     size = _check_int(name, value, *SIZE_RANGE)
     if size % SIZE_MULTIPLE:
         lower = size - size % SIZE_MULTIPLE

@@ -63,14 +63,14 @@ def _number(name: str, value: Any, lo: float, hi: float) -> float:
     return number
 
 
-def _whole(name: str, value: Any, lo: int, hi: int) -> int:
+def _whole(name: str, value: object, lo: int, hi: int) -> int:
     number = _number(name, value, lo, hi)
     if not number.is_integer():
         raise ValidationError(name, f"must be a whole number from {lo} to {hi}, got {value}")
     return int(number)
 
 
-def _path(name: str, value: Any) -> str | None:
+def _path(name: str, value: object) -> str | None:
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
     if not isinstance(value, (str, os.PathLike)):
@@ -78,7 +78,7 @@ def _path(name: str, value: Any) -> str | None:
     return str(value).strip() if isinstance(value, str) else os.fspath(value)
 
 
-def _sha(name: str, value: Any) -> str | None:
+def _sha(name: str, value: object) -> str | None:
     if value is None or value == "":
         return None
     text = str(value).strip().lower()

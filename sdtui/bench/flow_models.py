@@ -117,7 +117,9 @@ def clip_tokenizer(folder: Path) -> Any:
 def t5_tokenizer(folder: Path) -> Any:
     """A T5 tokenizer over the printable ASCII characters (a Unigram model, as T5's own)."""
     from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import T5TokenizerFast
+
+    # A lazily imported name transformers 5 keeps for the fast tokenizer; its stubs miss it.
+    from transformers import T5TokenizerFast  # type: ignore[attr-defined]
 
     pieces = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0)]
     pieces += [(chr(c), -1.0) for c in range(32, 127)] + [("\u2581", -1.0)]

@@ -15,11 +15,18 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sdtui.bench.architectures import NATIVE_SIZE, architecture_folder
 from sdtui.engine.performance import PerformanceOptions, _set_attention
 from sdtui.params import GenerationRequest
+
+if TYPE_CHECKING:
+    from diffusers.models.modeling_utils import ModelMixin
+    from diffusers.pipelines.pipeline_utils import DiffusionPipeline
+    from PIL.Image import Image
+
+    from sdtui.results import StepProgress
 
 FAST_PATHS = (
     "classic-attention",
@@ -150,7 +157,7 @@ class Benchmark:
         samples.peak_bytes.append(self.memory.peak())
         return result
 
-    def _plain(self) -> Any:
+    def _plain(self) -> Image:
         """What a diffusers script does: call the pipeline with the text and a seeded generator."""
         import torch
 
@@ -173,7 +180,7 @@ class Benchmark:
     def _engine(self, previews: bool) -> tuple[Any, int]:
         frames = 0
 
-        def on_progress(progress: Any) -> None:
+        def on_progress(progress: StepProgress) -> None:
             nonlocal frames
             if progress.preview is not None:
                 frames += 1
@@ -372,7 +379,7 @@ class Benchmark:
         return result
 
 
-def _denoiser(pipe: Any) -> Any:
+def _denoiser(pipe: DiffusionPipeline) -> ModelMixin:
     """The UNet, or the transformer of SD 3 / FLUX."""
     unet = getattr(pipe, "unet", None)
     return unet if unet is not None else pipe.transformer
@@ -381,7 +388,7 @@ def _denoiser(pipe: Any) -> Any:
 class _FastPath:
     """Turns one fast path on and back off on a loaded pipeline."""
 
-    def __init__(self, pipe: Any, device: str) -> None:
+    def __init__(self, pipe: DiffusionPipeline, device: str) -> None:
         self.pipe = pipe
         self.device = device
         self._compiled: Any = None
@@ -395,7 +402,7 @@ class _FastPath:
                 _set_attention(module, "classic")
         elif mode == "channels-last":
             for module in (_denoiser(pipe), pipe.vae):
-                module.to(memory_format=torch.channels_last)
+                module.to(memory_format=torch.channels_last)  # type: ignore[call-arg]  # stubs miss it
         elif mode == "vae-tiling":
             pipe.vae.enable_tiling()
         elif mode == "vae-slicing":
@@ -422,7 +429,7 @@ class _FastPath:
                 _set_attention(module, "sdpa")
         elif mode == "channels-last":
             for module in (_denoiser(pipe), pipe.vae):
-                module.to(memory_format=torch.contiguous_format)
+                module.to(memory_format=torch.contiguous_format)  # type: ignore[call-arg]  # stubs miss it
         elif mode == "vae-tiling":
             pipe.vae.disable_tiling()
         elif mode == "vae-slicing":

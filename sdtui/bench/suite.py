@@ -19,10 +19,15 @@ import gc
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sdtui.bench.runner import CPU_TIME, WALL_TIME, _Memory, _Samples
 from sdtui.params import GenerationRequest
+
+if TYPE_CHECKING:
+    import torch
+    from diffusers.pipelines.pipeline_utils import DiffusionPipeline
+    from PIL.Image import Image
 
 PROMPT = "a lighthouse on a cliff at dusk, oil painting"
 
@@ -119,7 +124,7 @@ class _Case:
             "memory_measure": self.memory.kind,
         }
 
-    def _plain_pipeline(self, folder: str) -> Any:
+    def _plain_pipeline(self, folder: str) -> DiffusionPipeline:
         """What a diffusers script does: load, move to the device, call."""
         import diffusers
 
@@ -150,7 +155,7 @@ class _Case:
         samples.peak_bytes.append(self.memory.peak())
         return result
 
-    def run_plain(self, pipe: Any = None) -> Any:
+    def run_plain(self, pipe: DiffusionPipeline | None = None) -> Image:
         import torch
 
         from sdtui.engine.device import generator_device
@@ -160,7 +165,7 @@ class _Case:
         generator = torch.Generator(generator_device(self.suite.device)).manual_seed(
             self.suite.seed
         )
-        return (pipe or self.plain)(
+        return (pipe or self.plain)(  # type: ignore[operator]  # subclasses' __call__
             prompt=request.prompt,
             num_inference_steps=request.steps,
             guidance_scale=request.cfg,
@@ -169,7 +174,7 @@ class _Case:
             generator=generator,
         ).images[0]
 
-    def run_engine(self, previews: bool) -> Any:
+    def run_engine(self, previews: bool) -> Image:
         assert self.request is not None
         self.engine.preview = "latent" if previews else "off"
         return self.engine.generate(self.request).images[0].image
@@ -221,7 +226,7 @@ class _Case:
             torch.cuda.empty_cache()
 
 
-def _max_difference(first: Any, second: Any) -> int:
+def _max_difference(first: Image, second: Image) -> int:
     import numpy as np
 
     a, b = np.asarray(first, dtype=np.int16), np.asarray(second, dtype=np.int16)
@@ -279,7 +284,7 @@ def make_variant(case: _Case, folder: str, name: str) -> Variant:
         )
     if name == "channels-last":
 
-        def memory_format(fmt: Any) -> None:
+        def memory_format(fmt: torch.memory_format) -> None:
             for module in (pipe.unet, pipe.vae):
                 module.to(memory_format=fmt)
 
@@ -298,7 +303,7 @@ def make_variant(case: _Case, folder: str, name: str) -> Variant:
         original = pipe.unet.forward
         compiled = torch.compile(original, mode=mode, fullgraph=False)
 
-        def swap(forward: Any) -> None:
+        def swap(forward: Callable[..., Any]) -> None:
             pipe.unet.forward = forward
 
         return Variant(

@@ -15,12 +15,26 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, Any
 
 from sdtui.cli import common, prompt_options, remote, workflow_options
 from sdtui.display import path_text
 from sdtui.engine import performance
 from sdtui.errors import GenerationCancelled
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
+
+    from sdtui.config import Settings
+    from sdtui.engine.engine import LoadedModel
+    from sdtui.engine.protocols import EngineLike
+    from sdtui.gallery.entry import GalleryEntry
+    from sdtui.gallery.store import GalleryStore
+    from sdtui.params import GenerationRequest
+    from sdtui.prompts.grid import GridPlan
+    from sdtui.results import CancelToken, GeneratedImage, GenerationResult, StepProgress
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -71,7 +85,9 @@ def _seed(text: str | None) -> str | None:
     return text
 
 
-def build_request(args: argparse.Namespace, model: str, settings: Any = None) -> Any:
+def build_request(
+    args: argparse.Namespace, model: str, settings: Settings | None = None
+) -> GenerationRequest:
     """The validated request; what is not given follows the loaded model later (`follow_model`)."""
     from sdtui.config import Settings
     from sdtui.models import resolve_model_name
@@ -119,8 +135,8 @@ class _ProgressBar:
 
     def __init__(self, count: int) -> None:
         self.count = count
-        self._progress: Any = None
-        self._task: Any = None
+        self._progress: Progress | None = None
+        self._task: TaskID | None = None
         self._last_line = ""
         if sys.stderr.isatty():
             from rich.console import Console
@@ -146,7 +162,7 @@ class _ProgressBar:
             self._progress.stop()
 
     def status(self, text: str) -> None:
-        if self._progress is not None:
+        if self._progress is not None and self._task is not None:
             self._progress.update(self._task, description=text)
         else:
             self._line(f"sdtui: {text}")
@@ -156,7 +172,7 @@ class _ProgressBar:
             self._last_line = text
             self.print(text)
 
-    def step(self, progress: Any) -> None:
+    def step(self, progress: StepProgress) -> None:
         if self._progress is None:
             if progress.step == 1:  # one line as each image starts
                 self.print(
@@ -164,7 +180,7 @@ class _ProgressBar:
                     f"{progress.total} steps"
                 )
             return
-        if self._progress is not None:
+        if self._task is not None:
             self._progress.update(
                 self._task,
                 completed=progress.fraction,
@@ -217,8 +233,8 @@ def run(args: argparse.Namespace) -> int:
         addons=job.addons,
     )
     gallery = Gallery(settings.gallery)
-    saved: list[Any] = []
-    results: list[Any] = []
+    saved: list[GalleryEntry] = []
+    results: list[GenerationResult] = []
     prompt_options.print_notes(job)
     with _ProgressBar(job.image_count) as bar:
         model = job.requests[0].model  # a preset may name another model
@@ -233,7 +249,7 @@ def run(args: argparse.Namespace) -> int:
             bar.print(f"sdtui: {notice}")
         last = time.perf_counter()
 
-        def on_image(generated: Any) -> None:
+        def on_image(generated: GeneratedImage) -> None:
             nonlocal last
             seconds = time.perf_counter() - last
             result = _result_so_far(generated, loaded, engine, seconds)
@@ -270,7 +286,12 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _save_grid(plan: Any, results: list[Any], gallery: Any, args: argparse.Namespace) -> None:
+def _save_grid(
+    plan: GridPlan,
+    results: list[GenerationResult],
+    gallery: GalleryStore,
+    args: argparse.Namespace,
+) -> None:
     """Lay the finished cells out in one labelled picture and save it too."""
     from sdtui.prompts.grid import assemble_grid, save_grid
 
@@ -284,7 +305,7 @@ def _save_grid(plan: Any, results: list[Any], gallery: Any, args: argparse.Names
 
 
 @contextlib.contextmanager
-def _cancel_on_interrupt(cancel: Any) -> Iterator[None]:
+def _cancel_on_interrupt(cancel: CancelToken) -> Iterator[None]:
     """The first Ctrl+C cancels at the end of the current step; a second one stops at once.
 
     A hang-up (SIGHUP: the SSH session or terminal went away) cancels the same way,
@@ -294,7 +315,7 @@ def _cancel_on_interrupt(cancel: Any) -> Iterator[None]:
         yield
         return
 
-    def on_interrupt(signum: int, frame: Any) -> None:
+    def on_interrupt(signum: int, frame: FrameType | None) -> None:
         if cancel.cancelled:
             raise KeyboardInterrupt
         cancel.cancel()
@@ -311,8 +332,11 @@ def _cancel_on_interrupt(cancel: Any) -> Iterator[None]:
 
 
 def follow_model(
-    requests: list[Any], base: Any, args: argparse.Namespace, loaded: Any
-) -> tuple[list[Any], list[str]]:
+    requests: list[GenerationRequest],
+    base: GenerationRequest,
+    args: argparse.Namespace,
+    loaded: LoadedModel,
+) -> tuple[list[GenerationRequest], list[str]]:
     """The requests with the loaded model's defaults where nothing set a value, and notices.
 
     A value counts as set when its flag was given, or when a style, preset or
@@ -324,7 +348,7 @@ def follow_model(
     defaults = getattr(loaded, "defaults", None)
     if defaults is None:
         return requests, []
-    fitted: list[Any] = []
+    fitted: list[GenerationRequest] = []
     notices: list[str] = []
     for request in requests:
         set_by_user = {
@@ -341,7 +365,9 @@ def follow_model(
     return fitted, notices
 
 
-def _result_so_far(generated: Any, loaded: Any, engine: Any, seconds: float) -> Any:
+def _result_so_far(
+    generated: GeneratedImage, loaded: LoadedModel, engine: EngineLike, seconds: float
+) -> GenerationResult:
     """The record saved with each image as it finishes (the batch is still running)."""
     from sdtui.results import GenerationResult
 
@@ -357,7 +383,9 @@ def _result_so_far(generated: Any, loaded: Any, engine: Any, seconds: float) -> 
     )
 
 
-def _json_line(path: Any, generated: Any, loaded: Any, seconds: float) -> dict[str, Any]:
+def _json_line(
+    path: Path, generated: GeneratedImage, loaded: LoadedModel, seconds: float
+) -> dict[str, Any]:
     request = generated.request
     return {
         "path": str(path),

@@ -20,7 +20,7 @@ def add_listing_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _size(size: int) -> str:
+def _size(size: float) -> str:
     for unit in ("B", "KB", "MB", "GB"):
         if size < 1024 or unit == "GB":
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"

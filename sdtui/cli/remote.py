@@ -23,6 +23,10 @@ from sdtui.params import MAX_SEED, GenerationRequest
 from sdtui.results import CancelToken, GeneratedImage, GenerationResult
 
 if TYPE_CHECKING:
+    from PIL.Image import Image
+
+    from sdtui.gallery.entry import GalleryEntry
+    from sdtui.gallery.store import GalleryStore
     from sdtui.remote.a1111 import A1111Client
     from sdtui.remote.sdtui_server import HttpClient
 
@@ -101,13 +105,13 @@ def _server_token(args: argparse.Namespace) -> str | None:
 class _Saver:
     """Saves each image as it arrives and prints its path (or JSON line) on stdout."""
 
-    def __init__(self, args: argparse.Namespace, gallery: Any, total: int) -> None:
+    def __init__(self, args: argparse.Namespace, gallery: GalleryStore, total: int) -> None:
         self.args, self.gallery, self.total = args, gallery, total
-        self.saved: list[Any] = []
+        self.saved: list[GalleryEntry] = []
         self.last = time.perf_counter()
 
     def save(
-        self, image: Any, seed: int, index: int, request: GenerationRequest, model_id: str,
+        self, image: Image, seed: int, index: int, request: GenerationRequest, model_id: str,
         info: dict[str, Any], device: str = "", dtype: str = "",
     ) -> None:
         seconds = time.perf_counter() - self.last
@@ -169,7 +173,7 @@ def _open(args: argparse.Namespace) -> _RemoteEngine:
 
     token = _server_token(args)
     client = HttpClient(args.server, token)
-    health: Any = None
+    health: object = None
     try:
         health = client.health()
     except SdtuiError:
@@ -194,7 +198,7 @@ def _build(args: argparse.Namespace, model: str, native: tuple[int, int]) -> Gen
     )
 
 
-def _decode_png(data: bytes) -> Any:
+def _decode_png(data: bytes) -> Image:
     from PIL import Image
 
     image = Image.open(io.BytesIO(data))

@@ -14,9 +14,10 @@ pipeline when the engine parks it and brings it back.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sdtui.addons import (
     AddonError,
@@ -33,6 +34,10 @@ from sdtui.errors import UnsafeCheckpointError
 from sdtui.params import GenerationRequest
 from sdtui.prompts.loras import strip_lora_tags
 
+if TYPE_CHECKING:
+    from diffusers.pipelines.pipeline_utils import DiffusionPipeline
+    from transformers.modeling_utils import PreTrainedModel
+
 _STATE = "_sdtui_addons"
 
 
@@ -46,7 +51,7 @@ class _Loaded:
     fused: bool = False
 
 
-def _state(pipe: Any) -> _Loaded:
+def _state(pipe: DiffusionPipeline) -> _Loaded:
     state = getattr(pipe, _STATE, None)
     if state is None:
         state = _Loaded()
@@ -111,7 +116,9 @@ def _file_family(item: AddonFile, tensors: dict[str, Any]) -> str:
 # -- LoRAs -------------------------------------------------------------------
 
 
-def _load_lora(pipe: Any, item: AddonFile, name: str, family: str, allow_pickle: bool) -> None:
+def _load_lora(
+    pipe: DiffusionPipeline, item: AddonFile, name: str, family: str, allow_pickle: bool
+) -> None:
     if not hasattr(pipe, "load_lora_weights"):
         raise AddonError(f"{type(pipe).__name__} models take no LoRAs")
     tensors = _load_tensors(item, allow_pickle)
@@ -128,7 +135,7 @@ def _load_lora(pipe: Any, item: AddonFile, name: str, family: str, allow_pickle:
         raise AddonError(f"LoRA {item.name!r} has no layers this model has")
 
 
-def _adapters_on(pipe: Any) -> set[str]:
+def _adapters_on(pipe: DiffusionPipeline) -> set[str]:
     try:
         listed = pipe.get_list_adapters()
     except Exception:
@@ -136,18 +143,21 @@ def _adapters_on(pipe: Any) -> set[str]:
     return {name for names in listed.values() for name in names}
 
 
-def _has_adapter(pipe: Any, name: str) -> bool:
+def _has_adapter(pipe: DiffusionPipeline, name: str) -> bool:
     return name in _adapters_on(pipe)
 
 
-def _delete(pipe: Any, names: list[str]) -> None:
+def _delete(pipe: DiffusionPipeline, names: list[str]) -> None:
     names = [n for n in names if n in _adapters_on(pipe)]
     if names:
         pipe.delete_adapters(names)
 
 
 def apply_loras(
-    pipe: Any, loras: list[tuple[AddonFile, float]], family: str, allow_pickle: bool = False
+    pipe: DiffusionPipeline,
+    loras: list[tuple[AddonFile, float]],
+    family: str,
+    allow_pickle: bool = False,
 ) -> list[str]:
     """Make exactly `loras` (file, weight) active on `pipe`; returns the adapter names."""
     state = _state(pipe)
@@ -180,7 +190,7 @@ def apply_loras(
     return list(wanted)
 
 
-def fuse_loras(pipe: Any) -> bool:
+def fuse_loras(pipe: DiffusionPipeline) -> bool:
     """Fold the active LoRAs into the base weights (faster steps; undone on the next change)."""
     state = _state(pipe)
     if not state.loras or state.fused:
@@ -207,11 +217,14 @@ def _vectors(item: AddonFile, tensors: dict[str, Any]) -> dict[str, Any]:
     raise AddonError(f"embedding {item.name!r} is not a textual-inversion file")
 
 
-def _encoder_width(encoder: Any) -> int:
-    return int(encoder.get_input_embeddings().weight.shape[-1])
+def _encoder_width(encoder: PreTrainedModel) -> int:
+    # An embedding layer's weight is a tensor (torch types module attributes loosely).
+    return int(encoder.get_input_embeddings().weight.shape[-1])  # type: ignore[index]
 
 
-def _load_embedding(pipe: Any, item: AddonFile, family: str, allow_pickle: bool) -> int:
+def _load_embedding(
+    pipe: DiffusionPipeline, item: AddonFile, family: str, allow_pickle: bool
+) -> int:
     if not hasattr(pipe, "load_textual_inversion"):
         raise AddonError(f"{type(pipe).__name__} models take no textual-inversion embeddings")
     tensors = _load_tensors(item, allow_pickle)
@@ -274,8 +287,13 @@ def expand_embeddings(text: str, counts: dict[str, int]) -> str:
     for name, count in counts.items():
         if count > 1 and text:
             tokens = " ".join(vector_tokens(name, count))
-            text = embedding_pattern(name).sub(lambda _m, t=tokens: t, text)
+            text = embedding_pattern(name).sub(_constant(tokens), text)
     return text
+
+
+def _constant(text: str) -> Callable[[re.Match[str]], str]:
+    """A `re.sub` replacement that inserts `text` as it is (no backslash escapes)."""
+    return lambda _match: text
 
 
 def embedding_family_of(vectors: dict[str, Any]) -> str:
@@ -285,7 +303,7 @@ def embedding_family_of(vectors: dict[str, Any]) -> str:
     return embedding_family(header)
 
 
-def _unload_embedding(pipe: Any, token: str) -> None:
+def _unload_embedding(pipe: DiffusionPipeline, token: str) -> None:
     pairs = [(pipe.tokenizer, pipe.text_encoder)]
     if getattr(pipe, "text_encoder_2", None) is not None:
         pairs.append((pipe.tokenizer_2, pipe.text_encoder_2))
@@ -296,7 +314,7 @@ def _unload_embedding(pipe: Any, token: str) -> None:
 
 
 def apply_embeddings(
-    pipe: Any, embeddings: list[AddonFile], family: str, allow_pickle: bool = False
+    pipe: DiffusionPipeline, embeddings: list[AddonFile], family: str, allow_pickle: bool = False
 ) -> None:
     """Make exactly `embeddings` known to the tokenizer(s); others are taken out again,
     so a prompt without them is tokenized as before."""
@@ -322,7 +340,7 @@ def apply_embeddings(
 
 
 def prepare_pipeline(
-    pipe: Any,
+    pipe: DiffusionPipeline,
     request: GenerationRequest,
     library: AddonLibrary | None,
     family: str,
@@ -353,7 +371,7 @@ def prepare_pipeline(
     )
 
 
-def loaded_adapters(pipe: Any) -> tuple[list[str], list[str]]:
+def loaded_adapters(pipe: DiffusionPipeline) -> tuple[list[str], list[str]]:
     """(LoRA adapter names, embedding tokens) on `pipe`, for tests and the status line."""
     state = _state(pipe)
     return list(state.loras), list(state.embeddings)

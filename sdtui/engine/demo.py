@@ -128,7 +128,8 @@ def build_demo_pipeline(folder: str | os.PathLike[str]) -> Path:
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".demo-", dir=folder.parent))
     try:
-        pipe.save_pretrained(staging, safe_serialization=True)
+        # mypy reads `diffusers.StableDiffusionPipeline` as diffusers' placeholder class.
+        pipe.save_pretrained(staging, safe_serialization=True)  # type: ignore[attr-defined]
         if folder.exists():
             shutil.rmtree(folder)
         os.replace(staging, folder)

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 from sdtui.config import DEVICES, DTYPES
 from sdtui.errors import ValidationError
 
+if TYPE_CHECKING:
+    import torch
+
 _TORCH_DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 
 
-def _has_mps(torch: Any) -> bool:
+def _has_mps(torch: ModuleType) -> bool:
     backend = getattr(torch.backends, "mps", None)
     return bool(backend and backend.is_available())
 
@@ -58,11 +62,12 @@ def dtype_for_family(device: str, family: str | None) -> str:
     return choose_dtype(device)
 
 
-def torch_dtype(name: str) -> Any:
+def torch_dtype(name: str) -> torch.dtype:
     """The torch dtype object for one of our precision names."""
     import torch
 
-    return getattr(torch, _TORCH_DTYPES[name])
+    dtype: torch.dtype = getattr(torch, _TORCH_DTYPES[name])
+    return dtype
 
 
 def generator_device(device: str) -> str:

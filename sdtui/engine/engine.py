@@ -17,21 +17,33 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sdtui import families
 from sdtui.addons import AddonLibrary
 from sdtui.engine import device as devices
 from sdtui.engine import loader, pipeline_call, refiner
+
+# The callback types live with the engine's Protocol, which front ends import.
+from sdtui.engine.protocols import ImageCallback, ProgressCallback, StatusCallback
 from sdtui.errors import GenerationCancelled, OutOfMemoryError, SdtuiError, ValidationError
 from sdtui.params import MAX_SEED, GenerationRequest
 from sdtui.results import CancelToken, GeneratedImage, GenerationResult, StepProgress
 from sdtui.schedulers import canonical_scheduler, scheduler_spec
 from sdtui.workflows import is_workflow
 
-StatusCallback = Callable[[str], None]
-ProgressCallback = Callable[[StepProgress], None]
-ImageCallback = Callable[[GeneratedImage], None]
+if TYPE_CHECKING:
+    from diffusers.configuration_utils import FrozenDict
+    from diffusers.pipelines.pipeline_utils import DiffusionPipeline
+    from diffusers.schedulers.scheduling_utils import SchedulerMixin
+
+    from sdtui.engine.performance import PerformanceOptions
+    from sdtui.engine.preview import Previewer
+
+__all__ = ["Engine", "ImageCallback", "LoadedModel", "ProgressCallback", "StatusCallback"]
+
+# What a loaded pipeline is known by: the weights' location and the single-file config.
+SourceKey = tuple[str, "str | None"]
 
 
 @dataclass(frozen=True)
@@ -56,11 +68,11 @@ class LoadedModel:
 class _Parked:
     """A pipeline switched away from, waiting in CPU memory with what belongs to it."""
 
-    key: tuple[Any, ...]
-    pipe: Any
+    key: SourceKey
+    pipe: DiffusionPipeline | None
     loaded: LoadedModel
-    scheduler_config: Any
-    schedulers: dict[str, Any]
+    scheduler_config: FrozenDict
+    schedulers: dict[str, SchedulerMixin]
 
 
 class _Interrupted(Exception):
@@ -75,7 +87,7 @@ class Engine:
         device: str = "auto",
         dtype: str = "auto",
         allow_pickle: bool = False,
-        performance: Any = None,
+        performance: PerformanceOptions | None = None,
         preview: str | None = None,
         addons: AddonLibrary | None = None,
     ) -> None:
@@ -90,13 +102,13 @@ class Engine:
         self.load_count = 0  # pipelines read from disk, for tests and the status line
         # Re-entrant, so a progress or image callback may call back into the engine.
         self._lock = threading.RLock()
-        self._pipe: Any = None
-        self._source_key: tuple[Any, ...] | None = None
+        self._pipe: DiffusionPipeline | None = None
+        self._source_key: SourceKey | None = None
         self._loaded: LoadedModel | None = None
-        self._schedulers: dict[str, Any] = {}
-        self._scheduler_config: Any = None
+        self._schedulers: dict[str, SchedulerMixin] = {}
+        self._scheduler_config: FrozenDict | None = None
         # Source key -> parked pipeline, oldest first.
-        self._parked: OrderedDict[tuple[Any, ...], _Parked] = OrderedDict()
+        self._parked: OrderedDict[SourceKey, _Parked] = OrderedDict()
         self._refiner = refiner.RefinerStage()  # SDXL's optional second stage
 
     # -- loading -------------------------------------------------------------
@@ -111,7 +123,7 @@ class Engine:
         return tuple(parked.loaded.model_id for parked in self._parked.values())
 
     @property
-    def pipeline(self) -> Any:
+    def pipeline(self) -> DiffusionPipeline | None:
         """The loaded diffusers pipeline (None before the first load)."""
         return self._pipe
 
@@ -142,7 +154,14 @@ class Engine:
 
         pipe, loaded, key = self._pipe, self._loaded, self._source_key
         keep = self._performance_options().keep_models
-        if keep <= 0 or loaded is None or key is None or not performance.can_park(pipe):
+        if (
+            keep <= 0
+            or pipe is None
+            or loaded is None
+            or key is None
+            or self._scheduler_config is None
+            or not performance.can_park(pipe)
+        ):
             status("unloading the previous model")
             self._drop_pipeline()
             return
@@ -161,7 +180,7 @@ class Engine:
         self._pipe = None
         self._drop_pipeline()
 
-    def _take_parked(self, key: tuple[Any, ...], config: str | None) -> _Parked | None:
+    def _take_parked(self, key: SourceKey, config: str | None) -> _Parked | None:
         """The parked pipeline for `key`, out of the park (None when it is not there)."""
         for parked_key in self._parked:
             # As for the loaded model: a request naming only the model takes any config.
@@ -174,6 +193,7 @@ class Engine:
         status(f"restoring {parked.loaded.model_id} from memory")
         started = time.perf_counter()
         pipe = parked.pipe
+        assert pipe is not None  # only a failed restore empties it, and that drops the park
         try:
             pipe = pipe.to(self.device)  # a no-op when the device is the CPU
         except Exception as exc:
@@ -276,12 +296,12 @@ class Engine:
 
         return (cache_dir() / "demo-model" / "model_index.json").exists()
 
-    def _performance_options(self) -> Any:
+    def _performance_options(self) -> PerformanceOptions:
         from sdtui.engine import performance
 
         return self.performance or performance.PerformanceOptions()
 
-    def _apply_performance(self, pipe: Any) -> list[str]:
+    def _apply_performance(self, pipe: DiffusionPipeline) -> list[str]:
         from sdtui.engine import performance
 
         options = self._performance_options()
@@ -289,13 +309,14 @@ class Engine:
 
     # -- schedulers ----------------------------------------------------------
 
-    def use_scheduler(self, name: str) -> Any:
+    def use_scheduler(self, name: str) -> SchedulerMixin:
         """Put the scheduler called `name` on the loaded pipeline (no reload); returns it."""
         if self._pipe is None:
             raise SdtuiError("no model is loaded")
         defaults = self._loaded.defaults if self._loaded is not None else None
         if defaults is not None and not defaults.schedulers:
-            return self._pipe.scheduler  # a plain pipeline whose scheduler sdtui cannot name
+            plain: SchedulerMixin = self._pipe.scheduler
+            return plain  # a plain pipeline whose scheduler sdtui cannot name
         try:
             name = canonical_scheduler(name)
             problem = families.check_scheduler(defaults, name) if defaults else None
@@ -377,6 +398,7 @@ class Engine:
         from sdtui.engine import adapters, performance
 
         pipe = self._pipe
+        assert pipe is not None  # `_load` ran just before
         self.use_scheduler(request.scheduler)
         second = self._refiner_for(request, loaded, on_status)
         options = self._performance_options()
@@ -389,7 +411,7 @@ class Engine:
         base_seed = request.seed if request.seed is not None else secrets.randbelow(MAX_SEED + 1)
         seeds = request.image_seeds(base_seed)
         previewer = self._previewer(loaded.family)
-        if hasattr(previewer, "image_size"):
+        if previewer is not None:
             previewer.image_size = (request.width, request.height)  # FLUX's packed latents
         started = time.perf_counter()
         images: list[GeneratedImage] = []
@@ -425,7 +447,7 @@ class Engine:
             )
             if second is not None:
                 call.update(refiner.base_stage_kwargs(request))
-            output = pipe(**call)
+            output = pipe(**call)  # type: ignore[operator]  # each pipeline class has __call__
             if second is not None:
                 output = refiner.refine(second, request, output.images, generator, callback)
             performance.mark_compiled(pipe)
@@ -457,7 +479,7 @@ class Engine:
 
     def _refiner_for(
         self, request: GenerationRequest, loaded: LoadedModel, on_status: StatusCallback | None
-    ) -> Any:
+    ) -> DiffusionPipeline | None:
         """The refiner pipeline when the request names one (loaded on first use)."""
         if not request.refiner:
             return None
@@ -467,6 +489,7 @@ class Engine:
             )
         if on_status is not None:
             on_status(f"refiner: {request.refiner}")
+        assert self._pipe is not None  # the base model is loaded first
         second = self._refiner.pipeline(
             request.refiner, self._pipe, devices.torch_dtype(self.dtype), self.device,
             self.allow_pickle,
@@ -474,7 +497,7 @@ class Engine:
         self._refiner.use_scheduler(request.scheduler)
         return second
 
-    def _previewer(self, family: str) -> Any:
+    def _previewer(self, family: str) -> Previewer | None:
         if self.preview in ("off", "none", "", None):
             return None
         from sdtui.engine.preview import make_previewer
@@ -491,9 +514,11 @@ class Engine:
         started: float,
         on_progress: ProgressCallback | None,
         cancel: CancelToken | None,
-        previewer: Any,
+        previewer: Previewer | None,
     ) -> Callable[..., dict[str, Any]]:
-        def on_step_end(pipe: Any, step: int, _timestep: Any, kwargs: dict[str, Any]) -> dict:
+        def on_step_end(
+            pipe: DiffusionPipeline, step: int, _timestep: object, kwargs: dict[str, Any]
+        ) -> dict[str, Any]:
             # Second-order schedulers (Heun, DPM2) run more model calls than steps.
             total = int(getattr(pipe, "_num_timesteps", 0) or request.steps)
             if on_progress is not None:

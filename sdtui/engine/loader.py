@@ -11,10 +11,10 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sdtui.errors import (
     BadCheckpointError,
@@ -27,6 +27,10 @@ from sdtui.errors import (
 )
 from sdtui.models import DEMO_SOURCE, ModelEntry, resolve_model_name
 from sdtui.params import SIZE_MULTIPLE, SIZE_RANGE
+
+if TYPE_CHECKING:
+    import torch
+    from diffusers.pipelines.pipeline_utils import DiffusionPipeline
 
 PICKLE_SUFFIXES = (".ckpt", ".pt", ".bin", ".pth")
 SAFE_SUFFIXES = (".safetensors",)
@@ -118,7 +122,7 @@ def resolve_source(model: str, cache_dir: Path | None = None) -> ModelSource:
     return ModelSource(model, "hub", text, resolved.entry, resolved.notice)
 
 
-def family_from_state_dict_keys(keys: Any) -> str:
+def family_from_state_dict_keys(keys: Iterable[str]) -> str:
     """ "flux", "sd3", "sdxl", "sd2" or "sd1" from the tensor names of a single-file checkpoint.
 
     Original (BFL / Stability / LDM) layouts and diffusers' own layout are both recognised.
@@ -168,19 +172,19 @@ def guess_family(source: ModelSource) -> str | None:
     return family_from_class_name(str(index.get("_class_name", "")))
 
 
-def holds_whole_pipeline(keys: Any) -> bool:
+def holds_whole_pipeline(keys: Iterable[str]) -> bool:
     """Whether a transformer checkpoint also carries its VAE (else it is the transformer alone)."""
     return any(k.startswith(("first_stage_model.", "vae.")) for k in keys)
 
 
-def family_of_pipeline(pipe: Any) -> str:
+def family_of_pipeline(pipe: DiffusionPipeline) -> str:
     """The family of a loaded pipeline ("sd1" ... "flux", or its class name when plain)."""
     from sdtui.families import family_of_pipeline as detect
 
     return detect(pipe)
 
 
-def native_size(pipe: Any) -> tuple[int, int]:
+def native_size(pipe: DiffusionPipeline) -> tuple[int, int]:
     """The size the pipeline makes by default, inside sdtui's limits (64-2048)."""
     from sdtui.families import clamp_size, pipeline_default_size
 
@@ -420,10 +424,10 @@ def hub_resolves() -> bool:
 
 def load_pipeline(
     source: ModelSource,
-    torch_dtype: Any,
+    torch_dtype: torch.dtype,
     allow_pickle: bool = False,
     config: str | None = None,
-) -> Any:
+) -> DiffusionPipeline:
     """Read the weights of `source` into a text-to-image pipeline (on the CPU).
 
     `config` is a local diffusers folder whose component configs describe a
@@ -450,33 +454,40 @@ def load_pipeline(
                 kwargs["local_files_only"] = True  # cached files still load; others fail at once
         pipeline_class = folder_pipeline_class(source.location) if source.kind != "hub" else None
         if pipeline_class is not None:
-            return pipeline_class.from_pretrained(source.location, **kwargs)
+            pipe: DiffusionPipeline = pipeline_class.from_pretrained(source.location, **kwargs)
+            return pipe
         return _auto_pipeline(source.location, kwargs)
 
 
-def folder_pipeline_class(folder: str) -> Any | None:
+def folder_pipeline_class(folder: str) -> type[DiffusionPipeline] | None:
     """The pipeline class a diffusers folder names in model_index.json, if diffusers has it."""
     import diffusers
 
     from sdtui.families import read_model_index
 
     name = str(read_model_index(folder).get("_class_name", ""))
+    # The defining module's class: type checkers read the package root's as a placeholder.
+    from diffusers.pipelines.pipeline_utils import DiffusionPipeline
+
     found = getattr(diffusers, name, None) if name.isidentifier() else None
-    if isinstance(found, type) and issubclass(found, diffusers.DiffusionPipeline):
+    if isinstance(found, type) and issubclass(found, DiffusionPipeline):
         return found
     return None
 
 
-def _auto_pipeline(location: str, kwargs: dict[str, Any]) -> Any:
+def _auto_pipeline(location: str, kwargs: dict[str, Any]) -> DiffusionPipeline:
     """The text-to-image pipeline for a hub id; one AutoPipeline does not know loads generically."""
-    from diffusers import AutoPipelineForText2Image, DiffusionPipeline
+    import diffusers
 
+    pipe: DiffusionPipeline
     try:
-        return AutoPipelineForText2Image.from_pretrained(location, **kwargs)
+        pipe = diffusers.AutoPipelineForText2Image.from_pretrained(location, **kwargs)
+        return pipe
     except ValueError as exc:
         if "can't find a pipeline" not in str(exc).lower():
             raise
-    return DiffusionPipeline.from_pretrained(location, **kwargs)
+    pipe = diffusers.DiffusionPipeline.from_pretrained(location, **kwargs)
+    return pipe
 
 
 # The hub folders whose configs describe a transformer-only checkpoint (diffusers' own choice).
@@ -505,7 +516,9 @@ def _config_folder(config: str) -> str:
     return str(config_path.resolve())
 
 
-def _load_single_file(source: ModelSource, torch_dtype: Any, config: str | None, token: Any) -> Any:
+def _load_single_file(
+    source: ModelSource, torch_dtype: torch.dtype, config: str | None, token: str | None
+) -> DiffusionPipeline:
     import diffusers
 
     keys = _read_checkpoint_keys(source.location)
@@ -526,12 +539,17 @@ def _load_single_file(source: ModelSource, torch_dtype: Any, config: str | None,
         # A single-file SD 1.x/2.x checkpoint has no safety checker weights.
         kwargs["safety_checker"] = None
         kwargs["requires_safety_checker"] = False
-    return pipeline_class.from_single_file(source.location, **kwargs)
+    pipe: DiffusionPipeline = pipeline_class.from_single_file(source.location, **kwargs)
+    return pipe
 
 
 def _load_transformer_file(
-    source: ModelSource, family: str, transformer_name: str, keys: list[str], kwargs: dict
-) -> Any:
+    source: ModelSource,
+    family: str,
+    transformer_name: str,
+    keys: list[str],
+    kwargs: dict[str, Any],
+) -> DiffusionPipeline:
     import diffusers
 
     bare = {k.removeprefix("model.diffusion_model.") for k in keys}

@@ -14,11 +14,18 @@ import argparse
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sdtui.engine.preview import PREVIEW_MODES
 from sdtui.engine.quantize import QUANTIZE_MODES
 from sdtui.errors import ValidationError
+
+if TYPE_CHECKING:
+    import torch
+    from diffusers.models.modeling_utils import ModelMixin
+    from diffusers.pipelines.pipeline_utils import DiffusionPipeline
+
+    from sdtui.config import Settings
 
 SWITCH = ("auto", "on", "off")
 ATTENTION = ("auto", "sdpa", "classic")
@@ -80,7 +87,7 @@ class PerformanceOptions:
         set_(self, "keep_models", _keep_models(self.keep_models))
 
 
-def _keep_models(value: Any) -> int:
+def _keep_models(value: object) -> int:
     text = str(value).strip()
     if isinstance(value, bool) or not (text.isascii() and text.isdecimal()):
         shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:39] + "…"
@@ -97,7 +104,7 @@ def _keep_models(value: Any) -> int:
     return count
 
 
-def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> str:
+def _choice(name: str, value: object, allowed: tuple[str, ...]) -> str:
     if isinstance(value, bool):  # TOML `vae_tiling = true`
         value = "on" if value else "off"
     text = str(value).strip().lower()
@@ -106,7 +113,7 @@ def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> str:
     return text
 
 
-def _bool(name: str, value: Any) -> bool:
+def _bool(name: str, value: object) -> bool:
     if isinstance(value, bool):
         return value
     text = str(value).strip().lower()
@@ -120,18 +127,20 @@ def _bool(name: str, value: Any) -> bool:
 # ---------------------------------------------------------------- applying
 
 
-def _device_type(device: Any) -> str:
+def _device_type(device: torch.device | str) -> str:
     return str(device).split(":", 1)[0]
 
 
-def _vae(pipe: Any) -> Any | None:
+def _vae(pipe: DiffusionPipeline) -> ModelMixin | None:
     return getattr(pipe, "vae", None)
 
 
-def _set_attention(module: Any, attention: str) -> bool:
+def _set_attention(module: ModelMixin | None, attention: str) -> bool:
     """Put every standard attention layer of `module` on SDPA (or the classic kernel)."""
     from diffusers.models.attention_processor import AttnProcessor, AttnProcessor2_0
 
+    if module is None:
+        return False
     processors = getattr(module, "attn_processors", None)
     if not processors:
         return False
@@ -149,7 +158,7 @@ def _wants_channels_last(options: PerformanceOptions, device: str) -> bool:
     return options.channels_last == "on"
 
 
-def _model_bytes(pipe: Any) -> int:
+def _model_bytes(pipe: DiffusionPipeline) -> int:
     total = 0
     for component in getattr(pipe, "components", {}).values():
         parameters = getattr(component, "parameters", None)
@@ -158,7 +167,7 @@ def _model_bytes(pipe: Any) -> int:
     return total
 
 
-def choose_offload(options: PerformanceOptions, pipe: Any, device: str) -> str:
+def choose_offload(options: PerformanceOptions, pipe: DiffusionPipeline, device: str) -> str:
     """The offload mode to use: "auto" picks model offload when the weights crowd the GPU."""
     if options.offload != "auto":
         return options.offload
@@ -171,7 +180,9 @@ def choose_offload(options: PerformanceOptions, pipe: Any, device: str) -> str:
     return "model" if _model_bytes(pipe) + int(2.5 * 2**30) > total else "none"
 
 
-def apply_performance(pipe: Any, options: PerformanceOptions, device: str) -> list[str]:
+def apply_performance(
+    pipe: DiffusionPipeline, options: PerformanceOptions, device: str
+) -> list[str]:
     """Apply `options` to `pipe` in place; return short notes of what was turned on."""
     notes: list[str] = []
     unet = getattr(pipe, "unet", None)
@@ -187,7 +198,8 @@ def apply_performance(pipe: Any, options: PerformanceOptions, device: str) -> li
 
         for module in (unet, vae):
             if module is not None:
-                module.to(memory_format=torch.channels_last)
+                # ModelMixin.to takes what torch.nn.Module.to does; its stubs miss memory_format.
+                module.to(memory_format=torch.channels_last)  # type: ignore[call-arg]
         notes.append("channels-last memory format")
 
     if options.quantize != "none":
@@ -232,7 +244,7 @@ def slicing_wanted(options: PerformanceOptions, count: int) -> bool:
 
 
 def apply_request_settings(
-    pipe: Any, options: PerformanceOptions, width: int, height: int, count: int = 1
+    pipe: DiffusionPipeline, options: PerformanceOptions, width: int, height: int, count: int = 1
 ) -> list[str]:
     """Turn VAE tiling/slicing on or off for one request; return notes of what is on."""
     vae = _vae(pipe)
@@ -252,12 +264,12 @@ def apply_request_settings(
     return notes
 
 
-def compile_pending(pipe: Any) -> bool:
+def compile_pending(pipe: DiffusionPipeline) -> bool:
     """True until the first generation after `torch.compile` has run (it compiles)."""
     return bool(getattr(pipe, _COMPILE_PENDING, False))
 
 
-def can_park(pipe: Any) -> bool:
+def can_park(pipe: DiffusionPipeline) -> bool:
     """Whether `pipe` may be moved to CPU memory and back to the device later.
 
     Not with CPU offload: accelerate's hooks own where each part lives (the
@@ -271,7 +283,7 @@ def can_park(pipe: Any) -> bool:
     return not getattr(pipe, _COMPILED, False)
 
 
-def mark_compiled(pipe: Any) -> None:
+def mark_compiled(pipe: DiffusionPipeline) -> None:
     if compile_pending(pipe):
         setattr(pipe, _COMPILE_PENDING, False)
 
@@ -374,7 +386,9 @@ def performance_from_mapping(values: Mapping[str, Any]) -> PerformanceOptions:
 
 
 def performance_from_settings(
-    settings: Any, args: argparse.Namespace | None = None, env: Mapping[str, str] | None = None
+    settings: Settings | None,
+    args: argparse.Namespace | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> PerformanceOptions:
     """Defaults < config `[performance]` < `SDTUI_<SETTING>` variables < flags."""
     env = os.environ if env is None else env

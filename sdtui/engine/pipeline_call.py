@@ -9,13 +9,18 @@ named, so the front end can say they were not used.
 from __future__ import annotations
 
 import inspect
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from diffusers.pipelines.pipeline_utils import DiffusionPipeline
 
 # Families whose CLIP-only text path the prompt weighting understands.
 WEIGHTED_FAMILIES = ("sd1", "sd2", "sdxl")
 
 
-def prompt_kwargs(pipe: Any, family: str, prompt: str, negative: str) -> dict[str, Any]:
+def prompt_kwargs(
+    pipe: DiffusionPipeline, family: str, prompt: str, negative: str
+) -> dict[str, Any]:
     """`prompt`/`negative_prompt`, or the embeddings of a weighted prompt where supported.
 
     `prompt` and `negative` are the texts the encoder sees (LoRA tags taken out)."""
@@ -28,7 +33,9 @@ def prompt_kwargs(pipe: Any, family: str, prompt: str, negative: str) -> dict[st
     return {"prompt": prompt, "negative_prompt": negative or None}
 
 
-def accepted_kwargs(pipe: Any, kwargs: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+def accepted_kwargs(
+    pipe: DiffusionPipeline, kwargs: dict[str, Any]
+) -> tuple[dict[str, Any], list[str]]:
     """The arguments `pipe(...)` accepts, and the names of those it would refuse."""
     try:
         parameters = inspect.signature(inspect.unwrap(type(pipe).__call__)).parameters

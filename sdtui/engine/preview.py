@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from sdtui import families
 from sdtui.errors import ValidationError
 
 if TYPE_CHECKING:
+    import torch
+    from diffusers.models.autoencoders.autoencoder_tiny import AutoencoderTiny
     from PIL.Image import Image
 
 PREVIEW_MODES = ("latent", "taesd", "off")
@@ -33,7 +35,7 @@ TAESD_REPOS = {"sd": "madebyollin/taesd", "sdxl": "madebyollin/taesdxl"}
 # Projection previews are at latent resolution (1/8); double them so a terminal shows detail.
 DEFAULT_UPSCALE = 2
 
-_taesd_cache: dict[tuple[str, str, str], Any] = {}
+_taesd_cache: dict[tuple[str, str, str], AutoencoderTiny] = {}
 
 
 def latent_kind(family: str) -> str:
@@ -55,7 +57,9 @@ def latent_rgb_factors(family: str) -> tuple[tuple[tuple[float, ...], ...], tupl
     return entry.latent_rgb, entry.latent_bias
 
 
-def unpack_latents(latents: Any, image_size: tuple[int, int] | None = None) -> Any:
+def unpack_latents(
+    latents: torch.Tensor, image_size: tuple[int, int] | None = None
+) -> torch.Tensor:
     """FLUX's packed (batch, tokens, channels*4) latents as (batch, channels, h, w).
 
     Each token holds a 2x2 patch of the latent image; `image_size` (width,
@@ -74,7 +78,7 @@ def unpack_latents(latents: Any, image_size: tuple[int, int] | None = None) -> A
     return grid.reshape(batch, channels, rows * 2, cols * 2)
 
 
-def _to_image(rgb: Any, upscale: int) -> Image:
+def _to_image(rgb: torch.Tensor, upscale: int) -> Image:
     """A (3, h, w) tensor in about [-1, 1] -> an RGB PIL image, nearest-upscaled."""
     import torch
     from PIL import Image as PILImage
@@ -90,7 +94,7 @@ def _to_image(rgb: Any, upscale: int) -> Image:
 
 
 def latents_to_rgb(
-    latents: Any,
+    latents: torch.Tensor,
     family: str,
     upscale: int = DEFAULT_UPSCALE,
     image_size: tuple[int, int] | None = None,
@@ -123,7 +127,9 @@ def taesd_repo(family: str) -> str:
     return entry.taesd if entry and entry.taesd else TAESD_REPOS["sd"]
 
 
-def load_taesd(family: str, device: Any, dtype: Any) -> Any | None:
+def load_taesd(
+    family: str, device: torch.device | str, dtype: torch.dtype
+) -> AutoencoderTiny | None:
     """The tiny autoencoder for `family` from the local hub cache, or None if not cached."""
     repo = taesd_repo(family)
     key = (repo, str(device), str(dtype))
@@ -162,7 +168,7 @@ class Previewer:
         self.frames = 0
         self.seconds = 0.0
         self._last: float | None = None
-        self._taesd: Any = None
+        self._taesd: AutoencoderTiny | None = None
         # (width, height) of the image being made: the shape of FLUX's packed token grid.
         self.image_size: tuple[int, int] | None = None
 
@@ -170,7 +176,7 @@ class Previewer:
         """Whether enough time passed since the last frame (the first frame is always due)."""
         return self._last is None or self.clock() - self._last >= self.min_interval
 
-    def __call__(self, latents: Any, step: int, total: int) -> Image | None:
+    def __call__(self, latents: torch.Tensor | None, step: int, total: int) -> Image | None:
         if latents is None or not self.due():
             return None
         started = time.perf_counter()
@@ -186,7 +192,7 @@ class Previewer:
         self.seconds += time.perf_counter() - started
         return image
 
-    def _render(self, latents: Any) -> Image:
+    def _render(self, latents: torch.Tensor) -> Image:
         import torch
 
         with torch.no_grad():
@@ -201,7 +207,7 @@ class Previewer:
                     return _to_image(self._taesd_decode(latents).float(), upscale=1)
             return latents_to_rgb(latents, self.family, self.upscale, self.image_size)
 
-    def _taesd_decode(self, latents: Any) -> Any:
+    def _taesd_decode(self, latents: torch.Tensor) -> torch.Tensor:
         """The tiny autoencoder's picture; SD 3/FLUX latents are unscaled as their VAE does."""
         if latent_kind(self.family) == "flux" and latents.ndim == 3:
             latents = unpack_latents(latents[:1], self.image_size)
@@ -209,7 +215,9 @@ class Previewer:
         scale = float(getattr(config, "scaling_factor", 1.0) or 1.0)
         shift = float(getattr(config, "shift_factor", 0.0) or 0.0)
         latents = latents[:1] / scale + shift if scale != 1.0 or shift else latents[:1]
-        return self._taesd.decode(latents).sample[0]
+        assert self._taesd is not None  # `_render` loaded it
+        picture: torch.Tensor = self._taesd.decode(latents).sample[0]
+        return picture
 
 
 def check_preview_mode(mode: str) -> str:

@@ -9,18 +9,22 @@ capability 8.9: Ada, Hopper and later). torchao is an optional extra:
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from sdtui.errors import SdtuiError, ValidationError
+
+if TYPE_CHECKING:
+    from diffusers.models.modeling_utils import ModelMixin
+    from diffusers.pipelines.pipeline_utils import DiffusionPipeline
 
 QUANTIZE_MODES = ("none", "int8", "fp8")
 FP8_CAPABILITY = (8, 9)
 
 
-def denoiser(pipe: Any) -> Any:
+def denoiser(pipe: DiffusionPipeline) -> ModelMixin | None:
     """The part that runs every step: SD 3 / FLUX's transformer, or the UNet."""
     for name in ("transformer", "unet"):
-        module = getattr(pipe, name, None)
+        module: ModelMixin | None = getattr(pipe, name, None)
         if module is not None:
             return module
     return None
@@ -35,7 +39,7 @@ def _check_fp8(device: str) -> None:
         raise ValidationError("quantize", "fp8 needs an Ada or Hopper GPU or later (use int8)")
 
 
-def quantize_pipeline(pipe: Any, mode: str, device: str) -> str:
+def quantize_pipeline(pipe: DiffusionPipeline, mode: str, device: str) -> str:
     """Quantize the denoiser of `pipe` in place; returns a note ("" for `none`)."""
     if mode == "none":
         return ""

@@ -10,12 +10,19 @@ memory. It is loaded on first use and kept while the base model stays.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sdtui.engine import loader
 from sdtui.errors import ValidationError
 from sdtui.params import GenerationRequest
 from sdtui.schedulers import scheduler_spec
+
+if TYPE_CHECKING:
+    import torch
+    from diffusers.configuration_utils import FrozenDict
+    from diffusers.pipelines.pipeline_utils import DiffusionPipeline
+    from diffusers.schedulers.scheduling_utils import SchedulerMixin
+    from diffusers.utils import BaseOutput
 
 REFINER_CLASS = "StableDiffusionXLImg2ImgPipeline"
 
@@ -25,16 +32,21 @@ class RefinerStage:
 
     def __init__(self) -> None:
         self._key: tuple[str, int] | None = None
-        self._pipe: Any = None
-        self._scheduler_config: Any = None
-        self._schedulers: dict[str, Any] = {}
+        self._pipe: DiffusionPipeline | None = None
+        self._scheduler_config: FrozenDict | None = None
+        self._schedulers: dict[str, SchedulerMixin] = {}
 
     def clear(self) -> None:
         self._key, self._pipe, self._schedulers = None, None, {}
 
     def pipeline(
-        self, model: str, base: Any, torch_dtype: Any, device: str, allow_pickle: bool = False
-    ) -> Any:
+        self,
+        model: str,
+        base: DiffusionPipeline,
+        torch_dtype: torch.dtype,
+        device: str,
+        allow_pickle: bool = False,
+    ) -> DiffusionPipeline:
         """The refiner `model`, loaded against `base` (reused while both stay the same)."""
         source = loader.resolve_source(model)
         key = (source.key, id(base))
@@ -57,7 +69,7 @@ class RefinerStage:
             shared["text_encoder_2"] = base.text_encoder_2
         loader.quiet_library_output()
         with loader.explain_load_errors(source, kwargs.get("token")):
-            pipe = getattr(diffusers, REFINER_CLASS).from_pretrained(
+            pipe: DiffusionPipeline = getattr(diffusers, REFINER_CLASS).from_pretrained(
                 source.location, **shared, **kwargs
             )
             pipe = pipe.to(device)
@@ -76,6 +88,7 @@ class RefinerStage:
             scheduler_class = getattr(diffusers, spec.class_name)
             scheduler = scheduler_class.from_config(self._scheduler_config, **spec.options)
             self._schedulers[name] = scheduler
+        assert self._pipe is not None, "the refiner is loaded first"
         self._pipe.scheduler = scheduler
 
 
@@ -85,14 +98,14 @@ def base_stage_kwargs(request: GenerationRequest) -> dict[str, Any]:
 
 
 def refine(
-    pipe: Any,
+    pipe: DiffusionPipeline,
     request: GenerationRequest,
-    latents: Any,
-    generator: Any,
+    latents: torch.Tensor,
+    generator: torch.Generator,
     callback: Callable[..., dict[str, Any]],
-) -> Any:
+) -> BaseOutput:
     """Finish `latents` from the switch point; returns the pipeline output (PIL images)."""
-    return pipe(
+    output: BaseOutput = pipe(  # type: ignore[operator]  # each pipeline class has __call__
         prompt=request.prompt,
         negative_prompt=request.negative_prompt or None,
         image=latents,
@@ -104,3 +117,4 @@ def refine(
         callback_on_step_end_tensor_inputs=["latents"],
         output_type="pil",
     )
+    return output

@@ -25,6 +25,7 @@ import platformdirs
 from sdtui.errors import BadCheckpointError, SdtuiError, UnsafeCheckpointError, ValidationError
 
 if TYPE_CHECKING:
+    import torch
     from PIL.Image import Image
 
 SAFE_SUFFIXES = (".safetensors",)
@@ -38,7 +39,7 @@ def default_upscaler_dir() -> Path:
     return Path(platformdirs.user_data_dir("sdtui")) / "upscalers"
 
 
-def upscaler_dir(flag: str | None = None, config: Any = None) -> Path:
+def upscaler_dir(flag: str | None = None, config: object = None) -> Path:
     """The upscaler folder: the flag, SDTUI_UPSCALERS, the `upscalers` setting, the default."""
     for value in (flag, os.environ.get("SDTUI_UPSCALERS"), config):
         if isinstance(value, (str, os.PathLike)) and str(value).strip():
@@ -147,7 +148,7 @@ def _torchvision_works() -> bool:
     return True
 
 
-def _spandrel() -> Any:
+def _spandrel() -> Any:  # spandrel ships no type information
     try:
         with _without_torchvision():
             import spandrel
@@ -237,7 +238,7 @@ def output_size(size: tuple[int, int], scale: float) -> tuple[int, int]:
     return width, height
 
 
-def _ramp(length: int, overlap: int, at_start: bool, at_end: bool) -> Any:
+def _ramp(length: int, overlap: int, at_start: bool, at_end: bool) -> torch.Tensor:
     """Blend weights along one side of a tile: rising over the overlap, except at the border."""
     import torch
 
@@ -266,13 +267,13 @@ def _spans(length: int, tile: int, overlap: int) -> list[tuple[int, int]]:
 
 
 def run_tiled(
-    model: Callable[[Any], Any],
-    tensor: Any,
+    model: Callable[[torch.Tensor], torch.Tensor],
+    tensor: torch.Tensor,
     scale: int,
     tile: int = DEFAULT_TILE,
     overlap: int = DEFAULT_OVERLAP,
     on_tile: Callable[[int, int], None] | None = None,
-) -> Any:
+) -> torch.Tensor:
     """`model` over a (1, C, H, W) tensor in overlapping tiles, blended where they meet.
 
     `tile` 0 runs the whole picture at once. Only one tile's activations are in

@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sdtui.engine.upscale import DEFAULT_TILE, load_upscaler, upscale_image
 from sdtui.errors import ValidationError
@@ -15,10 +15,14 @@ from sdtui.params import GenerationRequest
 from sdtui.results import GeneratedImage, GenerationResult
 from sdtui.workflows import file_sha256
 
+if TYPE_CHECKING:
+    from sdtui.gallery.entry import GalleryEntry
+    from sdtui.gallery.store import GalleryStore
+
 
 @dataclass(frozen=True)
 class UpscaleDone:
-    entry: Any  # the GalleryEntry of the new image
+    entry: GalleryEntry  # the new image
     size: tuple[int, int]
     seconds: float
     record: dict[str, Any]  # what the `sdtui` chunk says about the source
@@ -40,7 +44,7 @@ def source_request(path: Path, upscaler: str, scale: float) -> GenerationRequest
 def upscale_into_gallery(
     source: Path,
     upscaler_path: Path,
-    gallery: Any,
+    gallery: GalleryStore,
     device: str = "cpu",
     scale: float | None = None,
     tile: int = DEFAULT_TILE,

@@ -21,6 +21,7 @@ from sdtui.params import MAX_SEED, GenerationRequest
 from sdtui.results import CancelToken, GeneratedImage, GenerationResult
 
 if TYPE_CHECKING:
+    from diffusers.pipelines.pipeline_utils import DiffusionPipeline
     from PIL.Image import Image
 
     from sdtui.engine.engine import (
@@ -30,22 +31,23 @@ if TYPE_CHECKING:
         ProgressCallback,
         StatusCallback,
     )
+    from sdtui.engine.upscale import Upscaler
 
 
-def is_inpainting_model(pipe: Any) -> bool:
+def is_inpainting_model(pipe: DiffusionPipeline) -> bool:
     """Inpainting checkpoints feed the mask and the masked image to the UNet: 9 channels."""
     unet = getattr(pipe, "unet", None)
     return getattr(getattr(unet, "config", None), "in_channels", 4) == 9
 
 
-def image_pipeline(pipe: Any, kind: str) -> Any:
+def image_pipeline(pipe: DiffusionPipeline, kind: str) -> DiffusionPipeline:
     """The `kind` ("img2img" or "inpaint") pipeline sharing every component of `pipe`."""
     from diffusers import AutoPipelineForImage2Image, AutoPipelineForInpainting
 
     auto = AutoPipelineForInpainting if kind == "inpaint" else AutoPipelineForImage2Image
     # from_pipe casts the shared modules to its `torch_dtype` (float32 when not given):
     # pass the pipeline's own, or an fp16 model would be converted in place.
-    derived = auto.from_pipe(pipe, torch_dtype=pipe.dtype)
+    derived: DiffusionPipeline = auto.from_pipe(pipe, torch_dtype=pipe.dtype)
     derived.set_progress_bar_config(disable=True)
     return derived
 
@@ -67,6 +69,7 @@ def generate(
 
     status = on_status or (lambda _text: None)
     pipe = engine.pipeline
+    assert pipe is not None  # the engine loaded the model just before
     engine.use_scheduler(request.scheduler)
     inputs: PreparedInputs | None = None
     if request.init_image is not None:
@@ -148,7 +151,11 @@ def _describe(request: GenerationRequest, kind: str) -> str:
 
 
 def _image_to_image(
-    pipe: Any, kind: str, inputs: PreparedInputs, request: GenerationRequest, common: dict
+    pipe: DiffusionPipeline,
+    kind: str,
+    inputs: PreparedInputs,
+    request: GenerationRequest,
+    common: dict[str, Any],
 ) -> tuple[Image, bool]:
     width, height = inputs.size
     kwargs = dict(common, image=inputs.image, strength=request.strength)
@@ -176,7 +183,7 @@ def _blacked_out(output: Any) -> bool:
     return bool(flagged and flagged[0])
 
 
-def _call(pipe: Any, strength: float, kwargs: dict) -> Any:
+def _call(pipe: DiffusionPipeline, strength: float, kwargs: dict[str, Any]) -> Any:
     """Run the pipeline; at a strength so small that no step runs, give back the input.
 
     diffusers refuses a schedule with no steps; no denoising means no change, so
@@ -185,7 +192,7 @@ def _call(pipe: Any, strength: float, kwargs: dict) -> Any:
     from types import SimpleNamespace
 
     if int(kwargs["num_inference_steps"] * strength) >= 1:
-        return pipe(**kwargs, output_type="pil")
+        return pipe(**kwargs, output_type="pil")  # type: ignore[operator]  # subclasses' __call__
     import torch
 
     image = kwargs["image"]
@@ -199,10 +206,10 @@ def _call(pipe: Any, strength: float, kwargs: dict) -> Any:
 
 def _hires_fix(
     engine: Engine,
-    pipe: Any,
-    img2img: Any,
+    pipe: DiffusionPipeline,
+    img2img: DiffusionPipeline,
     request: GenerationRequest,
-    common: dict,
+    common: dict[str, Any],
     status: StatusCallback,
 ) -> tuple[Image, bool]:
     """A1111's two passes: the base size, upscaled, then img2img at the hires strength."""
@@ -215,7 +222,7 @@ def _hires_fix(
     latent = wanted_latent and getattr(pipe, "unet", None) is not None
     if wanted_latent and not latent:
         status("latent upscale needs a UNet model's latents: enlarging in pixels instead")
-    base = pipe(
+    base = pipe(  # type: ignore[operator]  # each pipeline class has __call__
         **common,
         num_inference_steps=request.steps,
         width=request.width,
@@ -244,7 +251,7 @@ def _hires_fix(
 
 
 @functools.lru_cache(maxsize=1)
-def _upscaler(path: str, _mtime_ns: int, allow_pickle: bool) -> Any:
+def _upscaler(path: str, _mtime_ns: int, allow_pickle: bool) -> Upscaler:
     """The hires fix's upscaler, kept for the next image (one at a time: they are large).
 
     The file's modification time is part of the key: a replaced file is read again.

@@ -10,6 +10,7 @@ Layout (the index and trash are hidden so file browsers show only images):
 
 from __future__ import annotations
 
+import builtins
 import dataclasses
 import hashlib
 import json
@@ -23,8 +24,9 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from functools import partial
 from pathlib import Path
-from typing import Any, BinaryIO, TypeVar
+from typing import BinaryIO, TypeVar
 
 from sdtui.config import ensure_private_dir
 from sdtui.display import path_text
@@ -43,6 +45,8 @@ from sdtui.gallery.index import (
     SELECT_COLUMNS,
     GalleryIndex,
     IndexDamagedError,
+    IndexRow,
+    SqlValue,
     _is_damage,
     fts_query,
     is_disk_full,
@@ -262,7 +266,9 @@ class Gallery:
             return False
         return folder.name == IMPORT_DIR or _DAY_FOLDER.match(folder.name) is not None
 
-    def _read_rows(self, states: dict[str, tuple[int, int]], report: SyncReport) -> Iterator[Any]:
+    def _read_rows(
+        self, states: dict[str, tuple[int, int]], report: SyncReport
+    ) -> Iterator[IndexRow]:
         favorites = self._favorites_mirror()
         for rel, (size, mtime_ns) in states.items():
             path = self._abs(rel)
@@ -271,7 +277,7 @@ class Gallery:
             except ImageReadError as exc:
                 log.warning("skipping %s", exc)
                 report.skipped.append((path, exc.message))
-                self._db(lambda index, e=(rel, size, mtime_ns): index.mark_skipped([e]))
+                self._db(partial(GalleryIndex.mark_skipped, entries=[(rel, size, mtime_ns)]))
                 continue
             row = row_from_metadata(rel, size, mtime_ns, meta)
             if rel in favorites:
@@ -383,7 +389,7 @@ class Gallery:
                 self._note_folder(path.parent)
                 stat = path.stat()
                 row = row_from_metadata(rel, stat.st_size, stat.st_mtime_ns, meta)
-                self._db(lambda index, r=row: index.add_rows([r]))
+                self._db(partial(GalleryIndex.add_rows, rows=[row]))
                 entry = self.entry_for_path(path)
             except (GalleryError, OSError) as exc:
                 if copied is not None:
@@ -529,6 +535,7 @@ class Gallery:
     ) -> int:
         """How many entries match (what `list` would page through)."""
         query = _fts_query(search)
+        params: builtins.list[SqlValue]
         if query and not (favorites or model or since is not None or until is not None):
             # The search table holds exactly one row per image: count there, no lookups.
             sql, params = "SELECT count(*) FROM images_fts WHERE images_fts MATCH ?", [query]
@@ -553,7 +560,7 @@ class Gallery:
         row = self._db(lambda index: index.query_one(sql, (rel,)))
         return None if row is None else entry_from_row(self.root, row)
 
-    def models(self) -> list[str]:
+    def models(self) -> builtins.list[str]:
         sql = "SELECT DISTINCT model FROM images WHERE model IS NOT NULL ORDER BY model"
         return [row[0] for row in self._db(lambda index: index.query(sql))]
 
@@ -742,9 +749,9 @@ def _filters(
     model: str | None,
     since: datetime | date | float | None,
     until: datetime | date | float | None,
-) -> tuple[str, list[Any]]:
+) -> tuple[str, list[SqlValue]]:
     clauses: list[str] = []
-    params: list[Any] = []
+    params: list[SqlValue] = []
     query = _fts_query(search)
     if query:
         clauses.append("id IN (SELECT rowid FROM images_fts WHERE images_fts MATCH ?)")

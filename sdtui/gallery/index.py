@@ -24,6 +24,9 @@ from sdtui.gallery.names import from_index, to_index
 
 log = logging.getLogger(__name__)
 
+# What SQLite stores in a column, and takes for a `?` placeholder.
+SqlValue = str | int | float | bytes | None
+
 # 2: the search index holds CJK text one character per token (see `fts_text`).
 SCHEMA_VERSION = 2
 BUSY_TIMEOUT_MS = 15_000
@@ -174,7 +177,7 @@ class IndexRow:
     extras: dict[str, str] = field(default_factory=dict)
     request: dict[str, Any] | None = None
 
-    def values(self) -> tuple[Any, ...]:
+    def values(self) -> tuple[SqlValue, ...]:
         seed = self.seed if self.seed is None or -(2**63) <= self.seed < 2**63 else None
         return (
             self.path,
@@ -344,13 +347,13 @@ class GalleryIndex:
         with self._lock, _immediate(self._conn):
             yield self._conn
 
-    def query(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
+    def query(self, sql: str, params: Iterable[SqlValue] = ()) -> list[sqlite3.Row]:
         with self._lock:
             cursor = self._conn.execute(sql, tuple(params))
             cursor.row_factory = sqlite3.Row
             return cursor.fetchall()
 
-    def query_one(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Row | None:
+    def query_one(self, sql: str, params: Iterable[SqlValue] = ()) -> sqlite3.Row | None:
         rows = self.query(sql, params)
         return rows[0] if rows else None
 
@@ -359,7 +362,7 @@ class GalleryIndex:
     def add_rows(self, rows: Iterable[IndexRow], batch: int = 1000) -> int:
         """Insert or update rows (by path); returns how many were written."""
         count = 0
-        pending: list[tuple[Any, ...]] = []
+        pending: list[tuple[SqlValue, ...]] = []
         for row in rows:
             pending.append(row.values())
             if len(pending) >= batch:
@@ -369,7 +372,7 @@ class GalleryIndex:
             count += self._write_batch(pending)
         return count
 
-    def _write_batch(self, values: list[tuple[Any, ...]]) -> int:
+    def _write_batch(self, values: list[tuple[SqlValue, ...]]) -> int:
         with self.write() as conn:
             conn.executemany(_UPSERT, values)
             conn.executemany("DELETE FROM skipped WHERE path = ?", [(v[0],) for v in values])
@@ -415,11 +418,11 @@ class GalleryIndex:
             )
 
     def remove_paths(self, paths: Iterable[str]) -> int:
-        paths = [(p,) for p in paths]
+        rows = [(p,) for p in paths]
         with self.write() as conn:
-            conn.executemany("DELETE FROM images WHERE path = ?", paths)
-            conn.executemany("DELETE FROM skipped WHERE path = ?", paths)
-        return len(paths)
+            conn.executemany("DELETE FROM images WHERE path = ?", rows)
+            conn.executemany("DELETE FROM skipped WHERE path = ?", rows)
+        return len(rows)
 
     def favorite_paths(self) -> list[str]:
         with self._lock:

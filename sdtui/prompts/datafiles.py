@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -17,9 +18,14 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sdtui.config import ensure_private_dir, tomllib
+from sdtui.config import ensure_private_dir
 from sdtui.errors import SaveError, ValidationError
 from sdtui.regular_files import read_regular_text
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
 
 T = TypeVar("T")
 
@@ -55,7 +61,7 @@ def _entries(text: str, table: str, source: str) -> list[Entry]:
 
 
 def builtin_entries(filename: str, table: str) -> list[Entry]:
-    text = resources.files("sdtui.prompts").joinpath("data", filename).read_text("utf-8")
+    text = resources.files("sdtui.prompts").joinpath("data").joinpath(filename).read_text("utf-8")
     return _entries(text, table, "built-in")
 
 

@@ -226,7 +226,8 @@ class PromptExpander:
                     model = AutoModelForCausalLM.from_pretrained(name)
                 except Exception as exc2:  # the hub's failures arrive wrapped in OSError
                     raise _explain(exc2, name) from exc2
-        model.to(self.device).eval()
+        # transformers' decorated `to` reads to mypy as taking the model, not a device.
+        model.to(self.device).eval()  # type: ignore[arg-type]
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
         return tokenizer, model

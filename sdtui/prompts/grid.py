@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from PIL.Image import Image
 
     from sdtui.gallery.entry import GalleryEntry
-    from sdtui.gallery.gallery import Gallery
+    from sdtui.gallery.store import GalleryStore
     from sdtui.results import GenerationResult
 
 MAX_CELLS = 100
@@ -239,7 +239,7 @@ def grid_request(plan: GridPlan) -> GenerationRequest:
 
 
 def save_grid(
-    gallery: Gallery, plan: GridPlan, grid: Image, results: Sequence[GenerationResult]
+    gallery: GalleryStore, plan: GridPlan, grid: Image, results: Sequence[GenerationResult]
 ) -> GalleryEntry:
     """File the grid picture in the gallery (the cells are saved as they finish)."""
     from sdtui.results import GeneratedImage, GenerationResult

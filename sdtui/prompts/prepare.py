@@ -103,6 +103,7 @@ def prepare_requests(
         requests = resolve_request(styled, wildcard_folder)
     for item in requests:
         check_prompt_syntax(item.prompt, item.negative_prompt)
-    for item in requests if addons is not None else ():
-        addons.resolve(item)  # unknown names refused now; the engine records the hashes
+    if addons is not None:
+        for item in requests:
+            addons.resolve(item)  # unknown names refused now; the engine records the hashes
     return requests

@@ -156,8 +156,8 @@ class _Parser:
                 pos = end
         if stack:
             open_ch, open_pos, _ = stack[-1]
-            close = ")" if open_ch == "(" else "]"
-            raise self.fail(open_pos, f"'{open_ch}' is never closed (add '{close}')")
+            closer = ")" if open_ch == "(" else "]"
+            raise self.fail(open_pos, f"'{open_ch}' is never closed (add '{closer}')")
         return WeightedPrompt(tuple(self.fragments), self.has_syntax)
 
     def _explicit_weight(self, open_pos: int, stack: list) -> float | None:

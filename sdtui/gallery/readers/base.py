@@ -105,7 +105,7 @@ class ImageMetadata:
 
     def to_json_dict(self) -> dict[str, Any]:
         """The settings as plain JSON values (what `--json` prints)."""
-        data = {
+        data: dict[str, Any] = {
             "prompt": self.prompt,
             "negative_prompt": self.negative_prompt,
             "steps": self.steps,

@@ -99,10 +99,12 @@ class ComfyGraph:
         return None
 
     def inputs(self, node_id: str) -> dict[str, Any]:
-        return self.nodes[node_id]["inputs"]
+        inputs: dict[str, Any] = self.nodes[node_id]["inputs"]  # made a dict in __init__
+        return inputs
 
     def kind(self, node_id: str) -> str:
-        return self.nodes[node_id]["class_type"]
+        kind: str = self.nodes[node_id]["class_type"]  # made a str in __init__
+        return kind
 
     def _spend(self) -> bool:
         if self.exhausted:
@@ -276,7 +278,12 @@ class ComfyGraph:
 
     def _all_upstream(self, starts: tuple[Any, ...]) -> set[str]:
         seen: set[str] = set()
-        self.upstream(starts, lambda n: seen.add(n) is not None)
+
+        def visit(node_id: str) -> bool:
+            seen.add(node_id)
+            return False  # accept none: the walk visits every node above
+
+        self.upstream(starts, visit)
         return seen
 
     def latent_input(self, node_id: str) -> Any:

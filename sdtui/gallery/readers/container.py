@@ -85,10 +85,10 @@ def _exif_texts(im: Any) -> dict[str, str]:
             value = value.decode("utf-8", "replace")
         if not isinstance(value, str) or not value.strip("\0 "):
             continue
-        found = _texts_from_comment(repair_mojibake(value.strip("\0 ")))
-        if tag == 0x010E and PARAMETERS_CHUNK in found:  # a plain description
-            found = {"Description": found[PARAMETERS_CHUNK]}
-        for key, item in found.items():
+        comment = _texts_from_comment(repair_mojibake(value.strip("\0 ")))
+        if tag == 0x010E and PARAMETERS_CHUNK in comment:  # a plain description
+            comment = {"Description": comment[PARAMETERS_CHUNK]}
+        for key, item in comment.items():
             if key != PARAMETERS_CHUNK or tag == 0x010E:
                 texts.setdefault(key, item)
     return texts

@@ -13,7 +13,9 @@ from sdtui.gallery.readers.base import (
 
 def read(raw: str) -> ImageMetadata | None:
     record = json_object(raw)
-    request = record.get("request") if record else None
+    if record is None:
+        return None
+    request = record.get("request")
     if not isinstance(request, dict) or not isinstance(request.get("prompt"), str):
         return None
     extras = request.get("extras")
