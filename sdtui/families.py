@@ -473,6 +473,18 @@ class ModelDefaults:
     def size(self) -> Size:
         return self.width, self.height
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ModelDefaults:
+        """The defaults again from their JSON form (`dataclasses.asdict`, lists for tuples)."""
+        fields = {name: data[name] for name in cls.__dataclass_fields__ if name in data}
+        for name in ("schedulers", "plain"):
+            fields[name] = tuple(fields.get(name) or ())
+        fields["size_presets"] = tuple(
+            (int(w), int(h)) for w, h in fields.get("size_presets") or ()
+        )
+        fields["unused"] = frozenset(fields.get("unused") or ())
+        return cls(**fields)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "family": self.family,
@@ -483,8 +495,11 @@ class ModelDefaults:
             "cfg": self.cfg,
             "scheduler": self.scheduler,
             "schedulers": list(self.schedulers),
+            "size_presets": [list(size) for size in self.size_presets],
             "unused": sorted(self.unused),
+            "guidance_key": self.guidance_key,
             "plain": list(self.plain),
+            "flow_matching": self.flow_matching,
         }
 
 

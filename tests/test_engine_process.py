@@ -83,8 +83,11 @@ def test_same_seed_gives_the_same_pixels_as_the_engine_in_this_process(engine: A
     result = engine.generate(
         request(), on_progress=on_progress, on_image=lambda g: shown.append(g.seed)
     )
-    local = Engine(device="cpu", performance=FAST_PREVIEWS).generate(request())
+    here = Engine(device="cpu", performance=FAST_PREVIEWS)
+    local = here.generate(request())
 
+    # The model's defaults (sizes, presets, schedulers) arrive whole, as their own type.
+    assert here.loaded is not None and loaded.defaults == here.loaded.defaults
     assert result.seeds == local.seeds == [42, 43] == shown
     for ours, theirs in zip(result.images, local.images, strict=True):
         assert ours.image.size == (64, 64)

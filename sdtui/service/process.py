@@ -384,6 +384,7 @@ class ProcessEngine:
     def load(self, model: str, on_status: StatusCallback | None = None) -> LoadedModel:
         """Load `model` in the child unless it is already loaded there."""
         from sdtui.engine.engine import LoadedModel
+        from sdtui.families import ModelDefaults
 
         status = self._status_frame(on_status)
         final = self._call("load", {"model": model}, status)
@@ -391,6 +392,8 @@ class ProcessEngine:
         fields: dict[str, Any] = {name: final.get(name) for name in names}
         fields["native_size"] = tuple(fields.get("native_size") or (512, 512))
         fields["notes"] = tuple(fields.get("notes") or ())
+        if isinstance(fields.get("defaults"), dict):
+            fields["defaults"] = ModelDefaults.from_dict(fields["defaults"])
         self._loaded = LoadedModel(**fields)
         return self._loaded
 

@@ -182,7 +182,10 @@ class Worker:
 
     def _load(self, call: int, model: str) -> None:
         loaded = self.engine.load(model, on_status=self._status(call))
-        self.send({"call": call, "type": "loaded", **asdict(loaded)})
+        fields = asdict(loaded)
+        if loaded.defaults is not None:  # in its JSON form (no sets, no tuples)
+            fields["defaults"] = loaded.defaults.to_dict()
+        self.send({"call": call, "type": "loaded", **fields})
 
     def _generate(self, call: int, request: GenerationRequest, cancel: CancelToken) -> None:
         engine = self.engine
