@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/generate_parity.py [--repeat 7] [--steps 4]
     .venv/bin/python benchmarks/generate_parity.py --source OLD_CHECKOUT [--source ...]
     .venv/bin/python benchmarks/generate_parity.py --imports
+    .venv/bin/python benchmarks/generate_parity.py --own-imports --repeat 5 [--source ...]
 
 Both sides load the built-in demo folder with the pipeline class its
 model_index.json names, use the same scheduler (DPM++ 2M Karras), steps, size,
@@ -14,7 +15,9 @@ neighbour slows them alike; each child's CPU time (user + system, from
 CPU-time medians to the plain script are printed. `--source DIR` adds another
 checkout's `sdtui generate` (run with PYTHONPATH=DIR), for a before/after in
 the same run. `--imports` instead prints what `python -X importtime` says the
-two processes import, and which top-level packages only sdtui imports.
+two processes import, and which top-level packages only sdtui imports;
+`--own-imports` the CPU time of sdtui's own imports alone, in a process that
+has loaded the libraries already (steadier than the whole-process figure).
 OMP_NUM_THREADS=1 for every child. Nothing here is a pass/fail test.
 """
 
@@ -221,16 +224,55 @@ def imports(args: argparse.Namespace) -> None:
     print("packages only sdtui imports:", ", ".join(only) or "none")
 
 
+OWN_IMPORTS = """\
+import sys, time
+import torch, diffusers, transformers, PIL.PngImagePlugin
+from diffusers import DPMSolverMultistepScheduler, StableDiffusionPipeline
+before = set(sys.modules)
+start = time.process_time()
+from sdtui.cli import build_parser
+build_parser().parse_args(["generate", "a prompt", "--model", "demo"])
+import sdtui.cli.generate, sdtui.engine.engine, sdtui.gallery, sdtui.prompts.prepare
+print(time.process_time() - start, len(set(sys.modules) - before))
+"""
+
+
+def own_imports(args: argparse.Namespace) -> None:
+    """CPU time of what only sdtui imports, in a process that has the libraries already."""
+    sources = [ROOT, *args.source]
+    compile_sources(sources)
+    seconds: dict[Path, list[float]] = defaultdict(list)
+    counts: dict[Path, str] = {}
+    with tempfile.TemporaryDirectory(prefix="sdtui-parity-") as tmp:
+        for _ in range(args.repeat):
+            for source in sources:
+                out = subprocess.run(
+                    [sys.executable, "-c", OWN_IMPORTS], env=child_env(Path(tmp), source),
+                    cwd=tmp, check=True, capture_output=True, text=True,
+                )  # fmt: skip
+                cpu, counts[source] = out.stdout.split()
+                seconds[source].append(float(cpu))
+    print("sdtui's own imports for `generate` (parser included), libraries already loaded:")
+    for source in sources:
+        median = statistics.median(seconds[source]) * 1000
+        print(f"{str(source):<48} {median:6.1f} ms CPU  {counts[source]:>4} modules")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--source", type=Path, action="append", default=[])
     parser.add_argument("--imports", action="store_true", help="the import split instead")
+    parser.add_argument(
+        "--own-imports", action="store_true", help="only the CPU time of sdtui's own imports"
+    )
     parser.add_argument("--min-ms", type=float, default=5.0, help="smallest difference shown")
     args = parser.parse_args()
     args.source = [s.resolve() for s in args.source]
-    if args.imports:
+    if args.own_imports:
+        own_imports(args)
+    elif args.imports:
         imports(args)
     else:
         measure(args)
