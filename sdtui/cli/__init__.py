@@ -13,6 +13,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from sdtui import __version__
 from sdtui.display import printable
@@ -62,12 +63,12 @@ def _build() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser
     )
     parser.add_argument("--version", action="version", version=f"sdtui {__version__}")
     common.add_app_arguments(parser)
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    # Each command's options are added when it is chosen (see _Subcommands).
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", action=_Subcommands)
     parsers: dict[str, argparse.ArgumentParser] = {}
     for name, (module_name, help_text) in _available_subcommands().items():
-        module = importlib.import_module(module_name)
         parsers[name] = sub.add_parser(name, help=help_text, description=help_text)
-        module.add_arguments(parsers[name])
+        sub.modules[name] = module_name
     return parser, parsers
 
 
@@ -130,6 +131,28 @@ def _command_defaults(
                 defaults[action.dest] = current.get_default(action.dest)
         current = chosen
     return defaults
+
+
+class _Subcommands(argparse._SubParsersAction):
+    """Subcommands whose options are added when the command is chosen: `sdtui generate`
+    then imports only its own module, not those of the ten other commands."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.modules: dict[str, str] = {}
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        name = values[0]  # the command; the rest are its own arguments
+        module_name = self.modules.pop(name, None)
+        if module_name is not None:
+            importlib.import_module(module_name).add_arguments(self.choices[name])
+        super().__call__(parser, namespace, values, option_string)
 
 
 MAX_MESSAGE = 500  # a 5,000-character argument is not echoed back whole

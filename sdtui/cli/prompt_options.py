@@ -102,12 +102,15 @@ def _expand(request: Any, section: dict[str, Any], notes: list[str]) -> Any:
 def prepare_job(args: argparse.Namespace, request: Any, settings: Any) -> PreparedJob:
     """Apply preset, expansion, styles, wildcards and grid axes; refuse bad input first."""
     from sdtui.addons import AddonFolders, AddonLibrary
-    from sdtui.prompts.grid import parse_axis, plan_grid
     from sdtui.prompts.prepare import prepare_requests
 
     if len(args.xy) > 2:
         raise ValidationError("xy", "give at most two axes (X and Y)")
-    axes = [parse_axis(text) for text in args.xy]
+    axes = []
+    if args.xy:  # the grid code loads only for a grid
+        from sdtui.prompts.grid import parse_axis
+
+        axes = [parse_axis(text) for text in args.xy]
     notes: list[str] = []
     if args.preset:
         request = _apply_preset(args, request)
@@ -121,6 +124,8 @@ def prepare_job(args: argparse.Namespace, request: Any, settings: Any) -> Prepar
         return PreparedJob(requests, None, notes, addons)
     if len(requests) != 1 or requests[0].count != 1:
         raise ValidationError("xy", "a grid varies one image; leave out --count and --combinations")
+    from sdtui.prompts.grid import plan_grid
+
     plan = plan_grid(requests[0], axes[0], axes[1] if len(axes) > 1 else None)
     return PreparedJob([cell.request for cell in plan.cells], plan, notes, addons)
 

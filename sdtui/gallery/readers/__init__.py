@@ -10,17 +10,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from sdtui.gallery.readers import (
-    a1111,
-    comfyui,
-    fooocus,
-    invokeai,
-    novelai,
-    ruinedfooocus,
-    sdtui_record,
-    stabilitymatrix,
-    swarmui,
-)
+from sdtui.gallery.readers import sdtui_record
 from sdtui.gallery.readers.base import (
     PARAMETERS_CHUNK,
     SDTUI_CHUNK,
@@ -57,6 +47,8 @@ def _read_json_parameters(raw: str) -> ImageMetadata | None:
     data = json_object(raw.strip()) if raw.lstrip().startswith("{") else None
     if data is None:
         return None
+    from sdtui.gallery.readers import fooocus, ruinedfooocus, swarmui
+
     if "sui_image_params" in data:
         return swarmui.read(data)
     if ruinedfooocus.is_ruinedfooocus(data):
@@ -71,6 +63,9 @@ def _pick(texts: dict[str, str]) -> ImageMetadata | None:
         meta = sdtui_record.read(texts[SDTUI_CHUNK])
         if meta is not None:
             return meta
+    # Other tools' readers load only for their images: saving sdtui's own needs none.
+    from sdtui.gallery.readers import a1111, comfyui, invokeai, novelai, stabilitymatrix
+
     parameters = texts.get(PARAMETERS_CHUNK, "")
     meta = _read_json_parameters(parameters) if parameters else None
     if meta is not None:
