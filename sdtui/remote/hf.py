@@ -6,11 +6,14 @@ sdtui never reads it into a setting nor writes it anywhere.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from sdtui.errors import SdtuiError
 from sdtui.params import GenerationRequest
 from sdtui.schedulers import SCHEDULERS
+
+if TYPE_CHECKING:
+    from huggingface_hub.inference._providers import PROVIDER_OR_POLICY_T
 
 # Settings each provider's text-to-image call is known not to take, from
 # huggingface_hub's provider helpers (nscale drops the steps) and the providers'
@@ -58,7 +61,10 @@ class HFBackend:
         if is_endpoint_url(model):
             self._client = InferenceClient(base_url=model, timeout=timeout)
         else:
-            self._client = InferenceClient(model=model, provider=self.provider, timeout=timeout)
+            # The library checks the name against the providers it knows.
+            self._client = InferenceClient(
+                model=model, provider=cast("PROVIDER_OR_POLICY_T", self.provider), timeout=timeout
+            )
 
     def text_to_image(self, request: GenerationRequest, seed: int, unused: list[str]) -> Any:
         try:

@@ -74,7 +74,11 @@ def _checkpoint(payload: dict[str, Any]) -> Any:
 def request_from_payload(request: Request, payload: Any) -> GenerationRequest:
     if not isinstance(payload, dict):
         raise ValidationError("request", "must be a JSON object")
-    get = lambda name: payload.get(name) if payload.get(name) is not None else DEFAULTS[name]  # noqa: E731
+    def get(name: str) -> Any:
+        """The client's JSON value, or the default; GenerationRequest checks its type."""
+        value = payload.get(name)
+        return value if value is not None else DEFAULTS[name]
+
     seed = get("seed")
     if str(seed).strip() in ("-1", "-1.0", ""):
         seed = None

@@ -43,7 +43,8 @@ def request_from_inputs(request: Request, body: Any) -> GenerationRequest:
     parameters = body.get("parameters") or {}
     if not isinstance(parameters, dict):
         raise ValidationError("parameters", "must be a JSON object")
-    size = parameters.get("target_size") if isinstance(parameters.get("target_size"), dict) else {}
+    target_size = parameters.get("target_size")
+    size = target_size if isinstance(target_size, dict) else {}
     fields: dict[str, Any] = {
         "prompt": body["inputs"],
         "negative_prompt": parameters.get("negative_prompt") or "",

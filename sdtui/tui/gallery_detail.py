@@ -7,13 +7,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from rich.table import Table
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.screen import Screen
@@ -83,7 +83,7 @@ class ImageLoading:
 class GalleryDetailScreen(ImageLoading, Screen[None]):
     """One image large, with every setting beside it."""
 
-    BINDINGS = bindings(DETAIL_KEYS)
+    BINDINGS: ClassVar[list[BindingType]] = [*bindings(DETAIL_KEYS)]
     DEFAULT_CSS = """
     GalleryDetailScreen #detail-body { height: 1fr; }
     GalleryDetailScreen #detail-frame { width: 2fr; height: 1fr; align: center middle; }

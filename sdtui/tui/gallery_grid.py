@@ -53,7 +53,7 @@ def half_block_lines(image: Any, pixels: tuple[int, int] = PIXELS) -> Lines:
     small = image.convert("RGB").resize(size)
     left = (width - size[0]) // 2
     top = (height - size[1]) // 2
-    pixels = small.load()
+    rgb = small.load()
     blank = None
     lines: Lines = []
     for line in range(height // 2):
@@ -63,7 +63,7 @@ def half_block_lines(image: Any, pixels: tuple[int, int] = PIXELS) -> Lines:
             for y in (line * 2, line * 2 + 1):
                 sx, sy = x - left, y - top
                 inside = 0 <= sx < size[0] and 0 <= sy < size[1]
-                colours.append(Color.from_rgb(*pixels[sx, sy]) if inside else blank)
+                colours.append(Color.from_rgb(*rgb[sx, sy]) if inside else blank)
             upper, lower = colours
             if upper is None and lower is None:
                 segments.append(Segment(" "))
@@ -175,11 +175,11 @@ class GalleryGrid(GalleryList):
         return Strip(segments).adjust_cell_length(width, base)
 
     def _picture_line(self, entry_id: int, line: int, base: Style) -> list[Segment]:
-        lines = self._thumbs.get(entry_id, False)
-        if lines is False:
+        if entry_id not in self._thumbs:
             self._want(entry_id)
             text = "…" if line == IMAGE_LINES // 2 else ""
             return [Segment(text.center(PIXELS[0]), base + Style(dim=True))]
+        lines = self._thumbs[entry_id]
         if lines is None:
             text = "no image" if line == IMAGE_LINES // 2 else ""
             return [Segment(text.center(PIXELS[0]), base + Style(dim=True))]

@@ -7,6 +7,7 @@ PNGs, made on a worker thread for the highlighted image only.
 
 from __future__ import annotations
 
+import builtins
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +34,7 @@ from sdtui.tui.gallery_list import GalleryList
 from sdtui.tui.gallery_pages import PERIODS, EntryPages, GalleryFilter
 from sdtui.tui.gallery_pick import ModelPicker
 from sdtui.tui.gallery_settings import parameters_text, settings_text_short
+from sdtui.tui.preview import ImageWidget
 
 SEARCH_DELAY = 0.25  # seconds of quiet typing before the search runs
 THUMB_DELAY = 0.08  # holding a key down skips the thumbnails of rows flown past
@@ -123,7 +125,7 @@ class GalleryScreen(Screen[None]):
         return self.query_one("#gallery-grid" if self.grid_mode else "#gallery-list", GalleryList)
 
     @property
-    def undo_tokens(self) -> list[tuple[str, str]]:
+    def undo_tokens(self) -> builtins.list[tuple[str, str]]:
         root = getattr(self.gallery, "root", None)
         return _UNDO.setdefault(str(root), []) if root is not None else []
 
@@ -207,7 +209,7 @@ class GalleryScreen(Screen[None]):
         info = self.query_one("#gallery-info", Static)
         if entry is None:
             info.update("", layout=False)
-            self.query_one("#gallery-thumb").image = None
+            self.query_one("#gallery-thumb", ImageWidget).image = None
             return
         info.update(settings_text_short(entry), layout=False)
         if self._thumb_timer is not None:
@@ -233,7 +235,7 @@ class GalleryScreen(Screen[None]):
         entry = self.list.entry
         if entry is None or entry.id != message.entry_id:
             return  # the cursor moved on
-        self.query_one("#gallery-thumb").image = message.image
+        self.query_one("#gallery-thumb", ImageWidget).image = message.image
         if message.error:
             info = self.query_one("#gallery-info", Static)
             text = settings_text_short(entry)

@@ -49,10 +49,11 @@ def _created(entry: Any) -> str:
     if isinstance(created, (int, float)):
         created = dt.datetime.fromtimestamp(created)
     if isinstance(created, str):
+        text = created
         try:
-            created = dt.datetime.fromisoformat(created)
+            created = dt.datetime.fromisoformat(text)
         except ValueError:
-            return created[:16]
+            return text[:16]
     if isinstance(created, dt.datetime):
         if created.tzinfo is not None:
             created = created.astimezone()

@@ -17,7 +17,10 @@ from textual_image import widget as image_widgets
 
 from sdtui.regular_files import open_regular
 
-RENDERERS: dict[str, type] = {
+# The base class every textual_image widget shares (each has an `image` to set).
+ImageWidget = image_widgets.BaseImage
+
+RENDERERS: dict[str, type[ImageWidget]] = {
     "auto": image_widgets.Image,
     "tgp": image_widgets.TGPImage,
     "sixel": image_widgets.SixelImage,
@@ -56,7 +59,7 @@ class PreviewPane(Vertical):
     def show(self, image: Any, caption: str) -> None:
         """Show a PIL image or an image file path; the caption is shown literally."""
         self.source = image
-        self.query_one("#image").image = _in_memory(image)
+        self.query_one("#image", ImageWidget).image = _in_memory(image)
         self.set_caption(caption)
 
     def set_caption(self, caption: str) -> None:

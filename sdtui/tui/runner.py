@@ -185,7 +185,7 @@ class JobRunner:
         if error is not None:
             post(SaveFailed(job.id, error.message, error.hint, len(self.unsaved)))
 
-    def _fit(self, job: Job, post: Post, previous: Any = None) -> Any:
+    def _fit(self, job: Job, post: Post, previous: Any = None) -> GenerationRequest:
         """The job's request fitted to the loaded model, with notices of what changed.
 
         Fields still holding `previous` (the last model's defaults) were not set
@@ -193,15 +193,17 @@ class JobRunner:
         """
         from sdtui.families import FOLLOWING_FIELDS, fit_request
 
+        wanted = job.request
+        assert wanted is not None  # only generations are fitted, never model loads
         defaults = self.loaded_defaults
         if defaults is None:
-            return job.request
+            return wanted
         set_by_user = {
             name
             for name in FOLLOWING_FIELDS
-            if previous is None or getattr(job.request, name) != getattr(previous, name)
+            if previous is None or getattr(wanted, name) != getattr(previous, name)
         }
-        request, notices = fit_request(job.request, defaults, set_by_user)
+        request, notices = fit_request(wanted, defaults, set_by_user)
         for notice in notices:
             post(JobStatus(job.id, notice))
         return request

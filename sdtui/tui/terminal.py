@@ -71,7 +71,12 @@ def driver_class() -> type | None:
     class HangupAwareDriver(LinuxDriver):
         def __init__(self, app: Any, **kwargs: Any) -> None:
             super().__init__(app, **kwargs)
-            self._file = GuardedOutput(self._file, self._terminal_lost)
+            output = self._file
+            assert output is not None  # Textual writes to the process's stderr
+            self._output = GuardedOutput(output, self._terminal_lost)
+            # Textual types its output as the process's text file; the guard stands in
+            # for it by delegation (write, flush, fileno and the rest).
+            self._file = self._output  # type: ignore[assignment]
             self._lost_lock = threading.Lock()
             self._lost = False
             self._event_loop: asyncio.AbstractEventLoop | None = None
@@ -117,7 +122,7 @@ def driver_class() -> type | None:
                     return
                 self._lost = True
             log.warning("the terminal went away (%s)", why)
-            self._file.lost = True
+            self._output.lost = True
             self.exit_event.set()  # ends the input thread, which would spin on end-of-file
             deadline = getattr(self._app, "start_exit_deadline", None)
             if deadline is not None:  # from this thread: the event loop may be busy

@@ -13,6 +13,7 @@ import os
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from textual.app import App
 from textual.theme import Theme
@@ -94,7 +95,7 @@ def theme_from_toml(path: Path) -> Theme:
     return theme
 
 
-def css_problem(app: App[object], theme: Theme) -> str | None:
+def css_problem(app: App[Any], theme: Theme) -> str | None:
     """Why the app's CSS cannot be built with `theme` (a variable that breaks it), or None.
 
     Tried on a copy of the app's stylesheet, so a bad theme is refused before it
