@@ -65,6 +65,7 @@ def _build() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser
     common.add_app_arguments(parser)
     # Each command's options are added when it is chosen (see _Subcommands).
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", action=_Subcommands)
+    assert isinstance(sub, _Subcommands)
     parsers: dict[str, argparse.ArgumentParser] = {}
     for name, (module_name, help_text) in _available_subcommands().items():
         parsers[name] = sub.add_parser(name, help=help_text, description=help_text)
