@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import signal
@@ -29,8 +30,17 @@ def run(args: argparse.Namespace) -> int:
     def make_engine(s: Any) -> Any:
         return default_engine_factory(s, options=options)
 
-    # The engine process starts now, in the background, while the app paints.
-    engine = None if settings.in_process else make_engine(settings)
+    engine: Any = None
+    if getattr(args, "server", None):
+        # A shared server's engine: the model field shows what it serves.
+        from sdtui.cli.remote import server_token
+        from sdtui.remote.app_engine import ServerEngine
+
+        engine = ServerEngine(args.server, server_token(args))
+        settings = dataclasses.replace(settings, model=engine.served_model())
+    elif not settings.in_process:
+        # The engine process starts now, in the background, while the app paints.
+        engine = make_engine(settings)
     app = SdtuiApp(
         settings,
         theme=getattr(args, "theme", None),

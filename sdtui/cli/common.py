@@ -80,6 +80,13 @@ def add_app_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="run the engine on a thread of the app instead of its own process",
     )
+    parser.add_argument(
+        "--server", metavar="URL", help="generate on a running sdtui serve (shared GPU box)"
+    )
+    parser.add_argument(
+        "--token-file", metavar="PATH", help="file holding the server's token (or set "
+        "SDTUI_SERVER_TOKEN)",
+    )
 
 
 def check_gallery_folder(settings: Settings) -> None:

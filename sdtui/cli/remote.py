@@ -92,7 +92,7 @@ def _quietly(action: Callable[[], Any]) -> None:
         pass  # the stream (or its end) says what happened
 
 
-def _server_token(args: argparse.Namespace) -> str | None:
+def server_token(args: argparse.Namespace) -> str | None:
     if args.token_file:
         path = Path(args.token_file).expanduser()
         try:
@@ -171,7 +171,7 @@ def _open(args: argparse.Namespace) -> _RemoteEngine:
         return _HFEngine(args)
     from sdtui.remote.sdtui_server import HttpClient
 
-    token = _server_token(args)
+    token = server_token(args)
     client = HttpClient(args.server, token)
     health: object = None
     try:
