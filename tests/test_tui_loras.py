@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -134,9 +135,46 @@ async def test_remix_from_history_finds_a_renamed_lora_and_names_a_missing_one(
         (folder / "inkwash.safetensors").unlink()
         app.prompt_editor.load_text("something else")
         await pilot.press("f2", "enter")
+        # The files are looked up (hashed) on a worker: the editor follows when it is done.
+        expected = "a cat <lora:alpha-v2:0.7> <lora:inkwash:0.3>"
+        await wait_until(pilot, lambda: app.prompt_editor.text == expected)
+        await wait_until(pilot, lambda: any("Not found here: LoRA inkwash" in n for n in notes))
+
+
+async def test_a_slow_lookup_by_hash_leaves_the_app_answering(
+    app: SdtuiApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sdtui.tui import addon_picker
+
+    release, returned = threading.Event(), threading.Event()
+    real = addon_picker.restore_addons
+
+    def slow(request: Any, library: Any) -> Any:
+        release.wait(5)  # hashing a folder of big files
+        try:
+            return real(request, library)
+        finally:
+            returned.set()
+
+    monkeypatch.setattr(addon_picker, "restore_addons", slow)
+    async with app.run_test(size=SIZE) as pilot:
+        await idle(pilot, app)
+        app.prompt_editor.load_text("a cat <lora:alpha:0.7>")
+        await pilot.press("ctrl+g")
+        await wait_until(pilot, lambda: len(app.history.entries) == 1)
+        await idle(pilot, app)
+        app.prompt_editor.load_text("something else")
+        await pilot.press("f2", "enter")
         await pilot.pause()
-        assert app.prompt_editor.text == "a cat <lora:alpha-v2:0.7> <lora:inkwash:0.3>"
-        assert any("Not found here: LoRA inkwash" in note for note in notes)
+        # The remix is in the editor and keys still work while the lookup runs.
+        assert app.prompt_editor.text == "a cat <lora:alpha:0.7>"
+        app.prompt_editor.focus()
+        await pilot.press("end", "!")
+        assert app.prompt_editor.text.endswith("!") and not returned.is_set()
+        release.set()
+        await app.workers.wait_for_complete()
+        # Edited meanwhile: the lookup does not overwrite what was typed.
+        assert app.prompt_editor.text.endswith("!")
 
 
 async def test_the_editor_flags_unknown_lora_names_as_you_type(app: SdtuiApp) -> None:

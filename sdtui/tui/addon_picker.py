@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from rich.text import Text
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
@@ -18,7 +19,15 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
-from sdtui.addons import AddonFile, AddonFolders, AddonLibrary, family_name, restore_addons
+from sdtui.addons import (
+    LORA_HASHES,
+    TI_HASHES,
+    AddonFile,
+    AddonFolders,
+    AddonLibrary,
+    family_name,
+    restore_addons,
+)
 from sdtui.params import GenerationRequest
 from sdtui.prompts.loras import LORA_TAG, format_lora_tag
 
@@ -139,7 +148,7 @@ class AddonPickerScreen(ModalScreen["AddonFile | None"]):
 
 
 class AddonPickerMixin:
-    """Action `pick_addon`, the app's `addon_library`, and `restore_addons_for_remix`."""
+    """Action `pick_addon`, the app's `addon_library`, and `relink_addons_for_remix`."""
 
     _addon_library: AddonLibrary | None = None
 
@@ -183,17 +192,41 @@ class AddonPickerMixin:
         target.insert(text)
         target.focus()
 
-    def restore_addons_for_remix(self, request: GenerationRequest) -> GenerationRequest:
-        """The request with renamed files found by hash; says which files are missing."""
+    def relink_addons_for_remix(self, request: GenerationRequest) -> None:
+        """Find the LoRAs and embeddings a remixed image names: by name, else by the hash
+        its metadata recorded. Hashing reads whole files, so it runs on a worker; the
+        editors then take the local names, unless they were edited meanwhile, and the
+        files found neither way are named."""
+        extras = dict(request.extras)
+        if not (LORA_TAG.search(request.prompt) or LORA_HASHES in extras or TI_HASHES in extras):
+            return
+        self._relink_addons(request)
+
+    @work(thread=True, exit_on_error=False, group="relink-addons", exclusive=True)
+    def _relink_addons(self, request: GenerationRequest) -> None:
         app: Any = self
         try:
-            request, missing = restore_addons(request, self.addon_library)
+            restored, missing = restore_addons(request, self.addon_library)
         except Exception as exc:  # a remix must never fail for want of a LoRA folder
-            app.notify(f"LoRAs not checked: {exc}", severity="warning", markup=False)
-            return request
+            app.call_from_thread(
+                app.notify, f"LoRAs not checked: {exc}", severity="warning", markup=False
+            )
+            return
+        app.call_from_thread(self._relinked, request, restored, missing)
+
+    def _relinked(
+        self, original: GenerationRequest, restored: GenerationRequest, missing: list[str]
+    ) -> None:
+        app: Any = self
+        untouched = (app.prompt_editor.text, app.negative_editor.text) == (
+            original.prompt,
+            original.negative_prompt,
+        )
+        if untouched and restored is not original:
+            app.prompt_editor.load_text(restored.prompt)
+            app.negative_editor.load_text(restored.negative_prompt)
         if missing:
             app.notify("Not found here: " + ", ".join(missing), severity="warning", markup=False)
-        return request
 
 
 def _offset(area: Any) -> int:

@@ -443,10 +443,10 @@ class SdtuiApp(AddonPickerMixin, PromptCraftMixin, App[None]):
         """Load every setting of `request` into the editor and fields (public: the
         gallery screen uses it too)."""
         request = self.restore_prompt_craft(request)  # prompt as written, its styles
-        request = self.restore_addons_for_remix(request)  # LoRAs renamed here, found by hash
         self.prompt_editor.load_text(request.prompt)
         self.negative_editor.load_text(request.negative_prompt)
         self.params.load(request)
+        self.relink_addons_for_remix(request)  # LoRAs renamed here, found by hash, on a worker
         self.prompt_editor.focus()
         self.status.set_state("settings loaded from history")
 
