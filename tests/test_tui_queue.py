@@ -297,3 +297,30 @@ def test_a_session_round_trips_privately_and_a_bad_one_is_set_aside(tmp_path: Pa
     gone, problem = load_session(path)
     assert gone is None and "kept as session.damaged-" in problem
     assert not path.exists() and len(list(path.parent.glob("session.damaged-*"))) == 1
+
+
+async def test_a_generation_saved_just_before_the_hang_up_is_not_queued_again(
+    make_app: Any, gallery_dir: Path
+) -> None:
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await idle(pilot, app)
+        saved, release = threading.Event(), threading.Event()
+        real_save = app.runner.save
+
+        def save_then_hold(items: Any, job_id: Any = None) -> Any:
+            result = real_save(items, job_id)
+            saved.set()
+            release.wait(30)  # the word that it is done has not reached the screen yet
+            return result
+
+        app.runner.save = save_then_hold
+        await type_prompt(pilot, app, "a lighthouse")
+        await pilot.press("ctrl+g", "ctrl+g")
+        await wait_until(pilot, saved.is_set)
+        assert len(gallery_pngs(gallery_dir)) == 1 and app.jobs.running is not None
+        # What a hang-up would keep: the one still waiting, not the one already saved.
+        assert len(app.current_session(clean=False).queue) == 1
+        app.runner.save = real_save
+        release.set()
+        await idle(pilot, app)

@@ -254,11 +254,17 @@ class SdtuiApp(AddonPickerMixin, PromptCraftMixin, App[None]):
 
     def current_session(self, clean: bool) -> Session:
         """The prompt, fields and queue as they are now; the running generation goes
-        first in the queue (it is cancelled on the way out and saved nothing)."""
+        first in the queue (it is cancelled on the way out), unless its images were
+        saved already and only the word of it has not reached the screen yet."""
         queued = [j.request for j in self.jobs.pending if j.request is not None]
         running = self.jobs.running
-        if running is not None and running.request is not None:
-            queued.insert(0, running.request)
+        with self.runner.saving:  # a save in progress decides which it is
+            if (
+                running is not None
+                and running.request is not None
+                and running.id not in self.runner.finished_jobs
+            ):
+                queued.insert(0, running.request)
         fields, locked = self.params.snapshot()
         return Session(
             styles=list(self._active_styles),

@@ -119,6 +119,8 @@ class JobRunner:
         self._unsaved: list[Unsaved] = []
         self._unsaved_lock = threading.Lock()
         self.saving = threading.Lock()  # held while PNGs are written
+        # Jobs whose images are written (or kept to retry): the session never runs them again.
+        self.finished_jobs: set[int] = set()
 
     def client(self) -> EngineClient:
         """The engine, built on first use."""
@@ -180,7 +182,7 @@ class JobRunner:
         )
         if job.cancel.cancelled:  # cancelled after the last step: still save nothing
             raise GenerationCancelled()
-        entries, error = self.save([(image, result) for image in result.images])
+        entries, error = self.save([(image, result) for image in result.images], job.id)
         post(JobDone(job.id, result, entries, time.monotonic() - started))
         if error is not None:
             post(SaveFailed(job.id, error.message, error.hint, len(self.unsaved)))
@@ -216,11 +218,17 @@ class JobRunner:
         with self._unsaved_lock:
             return list(self._unsaved)
 
-    def save(self, items: list[Unsaved]) -> tuple[list[Any], SdtuiError | None]:
+    def save(
+        self, items: list[Unsaved], job_id: int | None = None
+    ) -> tuple[list[Any], SdtuiError | None]:
         """Save each image; those that fail are kept for `retry_saves`. Returns the
-        entries written and the last failure (None when all were saved)."""
+        entries written and the last failure (None when all were saved). `job_id`'s
+        job counts as finished from then on, under the same lock."""
         with self.saving:
-            return self._save(items)
+            saved = self._save(items)
+            if job_id is not None:
+                self.finished_jobs.add(job_id)
+            return saved
 
     def _save(self, items: list[Unsaved]) -> tuple[list[Any], SdtuiError | None]:
         entries: list[Any] = []
