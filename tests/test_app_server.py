@@ -61,7 +61,7 @@ def test_the_server_engine_paints_what_the_local_engine_paints(engine, server) -
 
 
 async def test_two_apps_share_one_server_and_each_saves_its_own_images(
-    server, engine: Engine, tmp_path: Path
+    server, engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from sdtui.tui.app import SdtuiApp
 
@@ -74,6 +74,8 @@ async def test_two_apps_share_one_server_and_each_saves_its_own_images(
         )
         apps.append((who, SdtuiApp(settings, engine_factory=lambda _s, r=remote: r)))
     for who, app in apps:
+        # Two people: each their own gallery and their own session (state folder).
+        monkeypatch.setenv("SDTUI_STATE_DIR", str(tmp_path / f"{who}-state"))
         async with app.run_test(size=(120, 40)) as pilot:
             await idle(pilot, app)
             app.prompt_editor.load_text(f"{who}'s lighthouse")
